@@ -1,0 +1,100 @@
+//! `CrmTenant.status`: what the operator observed and decided.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a tenant.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CrmTenantStatus {
+    /// Lifecycle phase: Pending, Provisioning, Ready, Degraded, Suspended or Deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready, DatabaseReady, WorkloadAvailable, SloFeasible, CapacityCapped,
+    /// DatabaseConnectionsLimited, and the kstatus Reconciling and Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The capacity model's figures for the current spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizing: Option<Sizing>,
+
+    /// In-cluster URL of the CRM API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// Name of the Secret holding the CRM's API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+
+    /// Replicas of the CRM server that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+
+    /// Ready replicas over the desired count, as `kubectl get` shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+}
+
+/// Lifecycle phase of a tenant.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Accepted, nothing created yet.
+    Pending,
+    /// Objects created, waiting for the database or the replicas.
+    Provisioning,
+    /// Serving with at least the minimum replicas and a ready database.
+    Ready,
+    /// Reconcile failed or the workload lost availability; see the conditions.
+    Degraded,
+    /// Scaled to zero on request; data kept.
+    Suspended,
+    /// Being deleted; waiting for cleanup.
+    Deleting,
+}
+
+/// The capacity model's figures (see the operator's MODEL.md).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sizing {
+    /// Peak request rate (req/s), given or derived from active users.
+    pub peak_requests_per_second: f64,
+    /// Average request rate (req/s).
+    pub average_requests_per_second: f64,
+    /// Requests per second one replica serves at 100 % CPU (μ).
+    pub per_replica_throughput: f64,
+    /// Replicas the peak needs (N_peak); the Deployment's count without autoscaling.
+    pub replicas: i32,
+    /// Autoscaler minimum (N_base), or the replica count without autoscaling.
+    pub min_replicas: i32,
+    /// Autoscaler maximum, or the replica count without autoscaling.
+    pub max_replicas: i32,
+    /// Autoscaler target CPU utilisation, in percent.
+    pub target_cpu_utilization: i32,
+    /// Predicted p95 latency at peak (ms); absent when the replicas cannot keep up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_p95_latency_ms: Option<f64>,
+    /// Predicted CPU utilisation at peak (0–1).
+    pub predicted_utilization: f64,
+    /// Requests per second the peak replicas carry at the target utilisation.
+    pub capacity_requests_per_second: f64,
+    /// Requests in flight per replica at peak (Little's law); absent when the
+    /// replicas cannot keep up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_per_replica: Option<f64>,
+    /// Database connections in each replica's pool.
+    pub db_pool_size: i32,
+    /// Whether some replica count meets the latency target.
+    pub slo_feasible: bool,
+    /// CPU cores one replica needs before any count can meet the target; set
+    /// only when the target is infeasible at the current CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cpu_for_slo: Option<f64>,
+}

@@ -1,0 +1,5 @@
+//! The CrmTenant operator.
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod validate;

@@ -1,0 +1,1 @@
+//! Spec → [`Tenant`]: a validated tenant carrying its sizing. Pure: no I/O.
