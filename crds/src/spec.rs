@@ -327,6 +327,16 @@ pub struct ManagedDatabaseSpec {
     pub memory: String,
 }
 
+impl Default for ManagedDatabaseSpec {
+    fn default() -> Self {
+        Self {
+            image: defaults::postgres_image(),
+            cpu: defaults::postgres_cpu(),
+            memory: defaults::postgres_memory(),
+        }
+    }
+}
+
 /// Settings of the Shared mode.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -359,7 +369,7 @@ pub struct SecretKeyRef {
 }
 
 /// The CRM server.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerSpec {
     /// crm-server image; the operator's default when absent.

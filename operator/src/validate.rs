@@ -1,1 +1,253 @@
 //! Spec → [`Tenant`]: a validated tenant carrying its sizing. Pure: no I/O.
+//!
+//! Everything after this stage reads the [`Tenant`], never the raw spec: defaults
+//! are resolved here once, and the capacity model has run.
+
+use crm_crds::{
+    CrmTenant, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar, Module, SecretKeyRef, Tier,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+
+use crate::model::{self, Capacity};
+
+/// The image a tenant runs when `spec.server.image` is absent.
+pub const DEFAULT_SERVER_IMAGE: &str = "crm-tenancy/crm-server:0.1.0";
+/// Memory of one replica when `spec.resources.memory` is absent.
+pub const DEFAULT_MEMORY: &str = "256Mi";
+
+/// A tenant whose spec passed validation, with every default resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tenant {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// Owner reference every child carries.
+    pub owner: OwnerReference,
+    /// `metadata.generation`, when the API server assigned one.
+    pub generation: Option<i64>,
+    /// Service tier.
+    pub tier: Tier,
+    /// Scaled to zero on request.
+    pub suspend: bool,
+    /// The capacity model's answer.
+    pub capacity: Capacity,
+    /// A HorizontalPodAutoscaler manages the replica count.
+    pub autoscaling: bool,
+    /// CPU cores of one replica (request and limit).
+    pub cpu: f64,
+    /// Memory of one replica, a Kubernetes quantity.
+    pub memory: String,
+    /// The database.
+    pub database: Database,
+    /// The CRM server.
+    pub server: Server,
+}
+
+/// The tenant's database, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Database {
+    /// Where the data lives, with what that mode needs.
+    pub mode: DatabaseTarget,
+    /// What deletion leaves behind.
+    pub deletion_policy: DeletionPolicy,
+    /// Connections the database accepts from the tenant.
+    pub max_connections: u32,
+    /// Data volume size (Embedded, Managed).
+    pub storage: String,
+    /// StorageClass of the data volume.
+    pub storage_class_name: Option<String>,
+}
+
+/// The database mode, carrying what that mode needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DatabaseTarget {
+    /// SQLite on a PVC.
+    Embedded,
+    /// Per-tenant PostgreSQL StatefulSet.
+    Managed {
+        /// PostgreSQL image.
+        image: String,
+        /// CPU cores of the PostgreSQL pod.
+        cpu: f64,
+        /// Memory of the PostgreSQL pod.
+        memory: String,
+    },
+    /// Role and database on a shared server registered with the operator.
+    Shared {
+        /// The shared server's name.
+        server: String,
+    },
+    /// A user-supplied Secret with the connection URL.
+    External {
+        /// Where the URL is.
+        secret_ref: SecretKeyRef,
+    },
+}
+
+impl DatabaseTarget {
+    /// The spec's enum for this target.
+    pub fn mode(&self) -> DatabaseMode {
+        match self {
+            DatabaseTarget::Embedded => DatabaseMode::Embedded,
+            DatabaseTarget::Managed { .. } => DatabaseMode::Managed,
+            DatabaseTarget::Shared { .. } => DatabaseMode::Shared,
+            DatabaseTarget::External { .. } => DatabaseMode::External,
+        }
+    }
+}
+
+/// The CRM server, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Server {
+    /// Image.
+    pub image: String,
+    /// Enabled modules, sorted, no duplicates.
+    pub modules: Vec<Module>,
+    /// Extra environment.
+    pub env: Vec<EnvVar>,
+    /// Namespaces whose pods may call the CRM besides the tenant's own.
+    pub allowed_namespaces: Vec<String>,
+}
+
+/// A spec the operator cannot run.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ValidationError {
+    /// The object has no name.
+    #[error("metadata.name is missing")]
+    MissingName,
+    /// The object has no namespace.
+    #[error("metadata.namespace is missing")]
+    MissingNamespace,
+    /// A field breaks a rule the CRD also enforces.
+    #[error("{path}: {message}")]
+    Field {
+        /// JSON path of the field, e.g. `spec.database.shared`.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Validates a tenant and runs the capacity model over it.
+pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
+    let meta = tenant.meta();
+    let name = meta.name.clone().ok_or(ValidationError::MissingName)?;
+    let namespace = meta
+        .namespace
+        .clone()
+        .ok_or(ValidationError::MissingNamespace)?;
+    let spec = &tenant.spec;
+    let database = resolve_database(spec.database.clone().unwrap_or_default())?;
+    let embedded = database.mode == DatabaseTarget::Embedded;
+    let autoscaling = !embedded
+        && spec
+            .autoscaling
+            .as_ref()
+            .and_then(|a| a.enabled)
+            .unwrap_or(true);
+    if embedded && spec.autoscaling.as_ref().and_then(|a| a.enabled) == Some(true) {
+        return Err(field(
+            "spec.autoscaling.enabled",
+            "the Embedded database runs exactly one replica: autoscaling cannot be enabled",
+        ));
+    }
+    let inputs = model::Inputs::from_spec(spec);
+    let capacity = model::size(&inputs);
+    let resources = spec.resources.clone();
+    let server = spec.server.clone().unwrap_or_default();
+    let mut modules = server.modules.unwrap_or_else(|| Module::ALL.to_vec());
+    modules.sort();
+    modules.dedup();
+    Ok(Tenant {
+        owner: owner_reference(tenant, &name),
+        generation: meta.generation,
+        tier: spec.tier,
+        suspend: spec.suspend,
+        autoscaling,
+        cpu: inputs.cpu,
+        memory: resources
+            .and_then(|r| r.memory)
+            .unwrap_or_else(|| DEFAULT_MEMORY.to_owned()),
+        database,
+        server: Server {
+            image: server
+                .image
+                .unwrap_or_else(|| DEFAULT_SERVER_IMAGE.to_owned()),
+            modules,
+            env: server.env.unwrap_or_default(),
+            allowed_namespaces: server.allowed_namespaces.unwrap_or_default(),
+        },
+        capacity,
+        name,
+        namespace,
+    })
+}
+
+fn resolve_database(spec: DatabaseSpec) -> Result<Database, ValidationError> {
+    let mode = match spec.mode {
+        DatabaseMode::Embedded => DatabaseTarget::Embedded,
+        DatabaseMode::Managed => {
+            let managed = spec.managed.unwrap_or_default();
+            DatabaseTarget::Managed {
+                image: managed.image,
+                cpu: managed.cpu,
+                memory: managed.memory,
+            }
+        }
+        DatabaseMode::Shared => DatabaseTarget::Shared {
+            server: spec
+                .shared
+                .ok_or_else(|| {
+                    field(
+                        "spec.database.shared",
+                        "database.mode Shared needs database.shared.server",
+                    )
+                })?
+                .server,
+        },
+        DatabaseMode::External => DatabaseTarget::External {
+            secret_ref: spec
+                .external
+                .ok_or_else(|| {
+                    field(
+                        "spec.database.external",
+                        "database.mode External needs database.external.secretRef",
+                    )
+                })?
+                .secret_ref,
+        },
+    };
+    Ok(Database {
+        mode,
+        deletion_policy: spec.deletion_policy,
+        max_connections: u32::try_from(spec.max_connections).unwrap_or(1).max(1),
+        storage: spec.storage,
+        storage_class_name: spec.storage_class_name,
+    })
+}
+
+/// The owner reference of every child. Offline (`plan`) there is no UID yet,
+/// so a placeholder stands in; the API server would reject it, which is right.
+fn owner_reference(tenant: &CrmTenant, name: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: crm_crds::API_VERSION.to_owned(),
+        kind: crm_crds::KIND.to_owned(),
+        name: name.to_owned(),
+        uid: tenant
+            .meta()
+            .uid
+            .clone()
+            .unwrap_or_else(|| "<assigned-by-api-server>".to_owned()),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn field(path: &str, message: &str) -> ValidationError {
+    ValidationError::Field {
+        path: path.to_owned(),
+        message: message.to_owned(),
+    }
+}
