@@ -27,6 +27,8 @@ use crate::status::CrmTenantStatus;
     cel,
     status = "CrmTenantStatus",
     doc = "A CRM for one customer, sized from its expected load and latency target.",
+    validation = Rule::new("size(self.metadata.name) <= 54 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS label of at most 54 characters starting with a letter, so that every derived object name stays valid"),
     printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.ready", description = "ready/desired replicas"),
     printcolumn(name = "Capacity", type_ = "number", json_path = ".status.sizing.capacityRequestsPerSecond", description = "requests per second at the target utilisation"),
@@ -36,7 +38,7 @@ use crate::status::CrmTenantStatus;
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new(
-    "!has(self.database) || self.database.mode != 'Embedded' || \
+    "(has(self.database) && self.database.mode != 'Embedded') || \
      ((!has(self.autoscaling) || !has(self.autoscaling.enabled) || !self.autoscaling.enabled) && \
       (!has(self.replicas) || !has(self.replicas.min) || self.replicas.min <= 1))"
 ).message("the Embedded database runs exactly one replica: autoscaling.enabled must not be true and replicas.min must not exceed 1").field_path(".database.mode"))]
@@ -342,7 +344,10 @@ impl Default for ManagedDatabaseSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SharedDatabaseSpec {
     /// Name of the shared PostgreSQL server registered with the operator.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub server: String,
 }
 
@@ -359,7 +364,10 @@ pub struct ExternalDatabaseSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
     /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// Key holding the connection URL.
@@ -397,7 +405,9 @@ pub struct ServerSpec {
 }
 
 /// A module of the CRM.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum Module {
     /// Companies and contacts.
     Customers,
@@ -429,7 +439,10 @@ impl Module {
     .message("CRM_* and DATABASE_URL are set by the operator").field_path(".name"))]
 pub struct EnvVar {
     /// Variable name.
-    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
     pub name: String,
     /// Variable value.
     #[serde(default)]

@@ -57,3 +57,15 @@ pub struct Desired {
     /// Managed: the PostgreSQL Service.
     pub database_service: Option<Service>,
 }
+
+/// Builds every object of a tenant.
+pub fn build(_tenant: &crate::validate::Tenant, _credentials: &Credentials) -> Desired {
+    unimplemented!("builders")
+}
+
+impl Desired {
+    /// Every object, with apiVersion and kind, in apply order.
+    pub fn objects(&self) -> Vec<serde_json::Value> {
+        unimplemented!("builders")
+    }
+}
