@@ -1,0 +1,21 @@
+# Recipes; a bare `make` lists them.
+.DEFAULT_GOAL := help
+.PHONY: help fmt lint test crd plan
+
+help: ## list the recipes
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+fmt: ## format the code
+	cargo fmt --all
+
+lint: ## clippy with warnings as errors
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+test: ## everything CI runs: fmt check, lints, tests (starts a throwaway PostgreSQL)
+	scripts/test
+
+crd: ## regenerate crds/crmtenant.yaml from the API types
+	cargo run -q -p crm-operator -- crd > crds/crmtenant.yaml
+
+plan: ## size every example and print its objects
+	cargo run -q -p crm-operator -- plan examples/*.yaml
