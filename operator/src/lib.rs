@@ -1,7 +1,95 @@
 //! The CrmTenant operator.
+//!
+//! ```text
+//! CrmTenant ─► validate ─► build ─► apply (+ prune) ─► status
+//!              (model)     (pure)   (server-side)      (conditions, sizing)
+//! ```
+//!
+//! `model`, `validate` and `build` do no I/O and take no clients; `apply`,
+//! `status` and `controller` wire them to the API server through kube-runtime.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod build;
 pub mod cli;
+pub mod controller;
+pub mod database;
+pub mod labels;
 pub mod model;
+pub mod reconcile;
+pub mod status;
 pub mod validate;
+
+/// Why a reconcile failed. Each variant names the action that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec cannot be run; waiting for it to change.
+    #[error("invalid spec: {0}")]
+    Invalid(#[from] validate::ValidationError),
+    /// Server-side apply of a child was refused or failed.
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        /// Kind of the child.
+        kind: &'static str,
+        /// Name of the child.
+        name: String,
+        /// What the API said.
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting a child the spec no longer asks for failed.
+    #[error("deleting {kind} {name}: {source}")]
+    Prune {
+        /// Kind of the child.
+        kind: &'static str,
+        /// Name of the child.
+        name: String,
+        /// What the API said.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the tenant's status failed.
+    #[error("updating the status of {name}: {source}")]
+    PatchStatus {
+        /// The tenant.
+        name: String,
+        /// What the API said.
+        #[source]
+        source: kube::Error,
+    },
+    /// No random bytes for a new credential.
+    #[error(transparent)]
+    GenerateCredentials(#[from] database::credentials::RandomError),
+}
+
+impl Error {
+    /// Whether retrying could help without a spec change: conflicts, rate
+    /// limits, server errors, timeouts and broken connections could; a spec
+    /// or object the API server rejects as invalid cannot.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Invalid(_) => false,
+            Error::GenerateCredentials(_) => true,
+            Error::Apply { source, .. }
+            | Error::Prune { source, .. }
+            | Error::PatchStatus { source, .. } => match source {
+                kube::Error::Api(status) => matches!(status.code, 408 | 409 | 429 | 500..=599),
+                _ => true,
+            },
+        }
+    }
+
+    /// CamelCase reason for conditions and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "InvalidSpec",
+            Error::Apply { .. } => "ApplyFailed",
+            Error::Prune { .. } => "PruneFailed",
+            Error::PatchStatus { .. } => "StatusUpdateFailed",
+            Error::GenerateCredentials(_) => "CredentialGenerationFailed",
+        }
+    }
+}
+
+/// The crate's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -36,6 +36,54 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print the CrmTenant CustomResourceDefinition as YAML.
     Crd,
+    /// Run the controller: reconcile every CrmTenant in the cluster.
+    ///
+    /// Connects with the in-cluster service account, or the kubeconfig
+    /// (`KUBECONFIG`, `~/.kube/config`) outside a cluster.
+    Run(RunArgs),
+}
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (tenants and their children); all namespaces when absent.
+    #[arg(long, env = "CRM_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Reconcile only tenants whose labels match this selector (e.g. `shard=a`),
+    /// so several operators can split the tenants between them.
+    #[arg(long, env = "CRM_OPERATOR_SELECTOR")]
+    pub selector: Option<String>,
+    /// Tenants reconciled at the same time.
+    #[arg(long, env = "CRM_OPERATOR_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// The crm-server image of tenants whose spec names none.
+    #[arg(long, env = "CRM_OPERATOR_SERVER_IMAGE")]
+    pub server_image: Option<String>,
+    /// Log format.
+    #[arg(long, env = "CRM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the operator logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl RunArgs {
+    /// The controller settings these flags describe.
+    pub fn settings(&self) -> crate::controller::Settings {
+        crate::controller::Settings {
+            namespace: self.namespace.clone(),
+            selector: self.selector.clone(),
+            concurrency: self.concurrency,
+            default_image: self.server_image.clone(),
+            ..crate::controller::Settings::default()
+        }
+    }
 }
 
 /// Arguments of `plan`.
@@ -64,6 +112,10 @@ pub enum OutputFormat {
 /// Runs the offline subcommands; exit code 2 means bad input.
 pub fn run_offline(command: &Command, out: &mut impl Write, err: &mut impl Write) -> ExitCode {
     match command {
+        Command::Run(_) => {
+            let _ = writeln!(err, "error: `run` is not an offline command");
+            ExitCode::FAILURE
+        }
         Command::Crd => write_or_fail(out, err, &crm_crds::crd_yaml()),
         Command::Plan(args) => match plan(&args.files, &args.namespace, args.output) {
             Ok(text) => write_or_fail(out, err, &text),

@@ -1,0 +1,333 @@
+//! Desired objects → the API server: server-side apply in a fixed order with
+//! one field manager, then pruning of the children the spec no longer asks for.
+//!
+//! An apply whose result would equal what the cache already holds is skipped:
+//! even an identical apply costs a request, and every write wakes every
+//! watcher. The comparison is "every field we send has the value we send",
+//! so fields other controllers own (the HPA's replicas, defaults the API
+//! server filled in) never count as drift, while an edit to a field we own does.
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::build::Desired;
+use crate::controller::Stores;
+use crate::labels::FIELD_MANAGER;
+use crate::validate::Tenant;
+use crate::{Error, Result};
+
+/// What one pass of apply and prune did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Objects written (created or changed), as `Kind/name`.
+    pub applied: Vec<String>,
+    /// Objects deleted, as `Kind/name`.
+    pub pruned: Vec<String>,
+}
+
+/// Applies every desired object and prunes what is no longer desired.
+pub async fn apply_all(
+    client: &Client,
+    stores: &Stores,
+    tenant: &Tenant,
+    desired: &Desired,
+) -> Result<Report> {
+    let Desired {
+        service_account,
+        api_secret,
+        database_secret,
+        config_map,
+        deployment,
+        service,
+        hpa,
+        pdb,
+        network_policies,
+        data_volume,
+        database_statefulset,
+        database_service,
+    } = desired;
+    let mut run = Run {
+        client,
+        tenant,
+        report: Report::default(),
+    };
+
+    run.one(&stores.service_accounts, service_account).await?;
+    run.one(&stores.secrets, api_secret).await?;
+    run.all(&stores.secrets, database_secret.iter()).await?;
+    run.one(&stores.config_maps, config_map).await?;
+    if let Some(volume) = data_volume {
+        run.volume(&stores.volumes, volume).await?;
+    }
+    run.all(&stores.services, database_service.iter()).await?;
+    run.all(&stores.statefulsets, database_statefulset.iter())
+        .await?;
+    run.one(&stores.deployments, deployment).await?;
+    run.one(&stores.services, service).await?;
+    run.all(&stores.hpas, hpa.iter()).await?;
+    run.all(&stores.pdbs, pdb.iter()).await?;
+    run.all(&stores.network_policies, network_policies.iter())
+        .await?;
+
+    // Prune after applying, so a replacement exists before its predecessor goes.
+    let keep_services: Vec<&str> = [Some(service), database_service.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(name)
+        .collect();
+    run.prune(&stores.hpas, &names(hpa.iter())).await?;
+    run.prune(&stores.pdbs, &names(pdb.iter())).await?;
+    run.prune(&stores.network_policies, &names(network_policies.iter()))
+        .await?;
+    run.prune(&stores.statefulsets, &names(database_statefulset.iter()))
+        .await?;
+    run.prune(&stores.services, &keep_services).await?;
+    if tenant.database.deletion_policy == crm_crds::DeletionPolicy::Delete {
+        // Data and the credentials that open it go only when the spec says so.
+        let keep_secrets: Vec<&str> = [Some(api_secret), database_secret.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(name)
+            .collect();
+        run.prune(&stores.secrets, &keep_secrets).await?;
+        run.prune_volumes(&stores.volumes, &names(data_volume.iter()))
+            .await?;
+    }
+    Ok(run.report)
+}
+
+struct Run<'a> {
+    client: &'a Client,
+    tenant: &'a Tenant,
+    report: Report,
+}
+
+impl Run<'_> {
+    async fn all<'o, K>(
+        &mut self,
+        store: &Store<K>,
+        objects: impl Iterator<Item = &'o K>,
+    ) -> Result<()>
+    where
+        K: Child + 'o,
+    {
+        for object in objects {
+            self.one(store, object).await?;
+        }
+        Ok(())
+    }
+
+    async fn one<K: Child>(&mut self, store: &Store<K>, object: &K) -> Result<()> {
+        let name = object.name_any();
+        let live = store.get(&ObjectRef::new(&name).within(&self.tenant.namespace));
+        if live.is_some_and(|live| unchanged(object, &*live)) {
+            return Ok(());
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        self.api::<K>()
+            .patch(&name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|source| Error::Apply {
+                kind: <K as k8s_openapi::Resource>::KIND,
+                name: name.clone(),
+                source,
+            })?;
+        self.report
+            .applied
+            .push(format!("{}/{name}", <K as k8s_openapi::Resource>::KIND));
+        Ok(())
+    }
+
+    /// Volume claims are created once: their spec is immutable but for growth,
+    /// so only their metadata is watched and an existing claim is left alone.
+    async fn volume(
+        &mut self,
+        store: &Store<PartialObjectMeta<PersistentVolumeClaim>>,
+        volume: &PersistentVolumeClaim,
+    ) -> Result<()> {
+        let name = volume.name_any();
+        if store
+            .get(&ObjectRef::new(&name).within(&self.tenant.namespace))
+            .is_some()
+        {
+            return Ok(());
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        self.api::<PersistentVolumeClaim>()
+            .patch(&name, &params, &Patch::Apply(volume))
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "PersistentVolumeClaim",
+                name: name.clone(),
+                source,
+            })?;
+        self.report
+            .applied
+            .push(format!("PersistentVolumeClaim/{name}"));
+        Ok(())
+    }
+
+    async fn prune<K: Child>(&mut self, store: &Store<K>, keep: &[&str]) -> Result<()> {
+        for name in orphans(store, self.tenant, keep) {
+            self.delete::<K>(&name).await?;
+        }
+        Ok(())
+    }
+
+    async fn prune_volumes(
+        &mut self,
+        store: &Store<PartialObjectMeta<PersistentVolumeClaim>>,
+        keep: &[&str],
+    ) -> Result<()> {
+        for name in orphans(store, self.tenant, keep) {
+            self.delete::<PersistentVolumeClaim>(&name).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete<K: Child>(&mut self, name: &str) -> Result<()> {
+        match self
+            .api::<K>()
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Prune {
+                    kind: <K as k8s_openapi::Resource>::KIND,
+                    name: name.to_owned(),
+                    source,
+                });
+            }
+        }
+        self.report
+            .pruned
+            .push(format!("{}/{name}", <K as k8s_openapi::Resource>::KIND));
+        Ok(())
+    }
+
+    fn api<K: Child>(&self) -> Api<K> {
+        Api::namespaced(self.client.clone(), &self.tenant.namespace)
+    }
+}
+
+/// What every child kind offers: typed, namespaced, serialisable.
+pub trait Child:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + k8s_openapi::Resource
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Child for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + k8s_openapi::Resource
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Names of the tenant's children in `store` that are not in `keep`: owned by
+/// this very tenant (its UID), so a namesake from elsewhere is never touched.
+fn orphans<K>(store: &Store<K>, tenant: &Tenant, keep: &[&str]) -> Vec<String>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(tenant.namespace.as_str()))
+        .filter(|o| {
+            o.owner_references()
+                .iter()
+                .any(|r| r.uid == tenant.owner.uid)
+        })
+        .map(|o| o.name_any())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+fn name<K: Resource>(object: &K) -> &str {
+    object.meta().name.as_deref().unwrap_or_default()
+}
+
+fn names<'o, K: Resource + 'o>(objects: impl Iterator<Item = &'o K>) -> Vec<&'o str> {
+    objects.map(name).collect()
+}
+
+/// Whether applying `desired` would change nothing in `live`.
+pub fn unchanged<K: Serialize>(desired: &K, live: &K) -> bool {
+    match (serde_json::to_value(desired), serde_json::to_value(live)) {
+        (Ok(desired), Ok(live)) => contains(&live, &desired),
+        _ => false,
+    }
+}
+
+/// Every field of `part` is in `whole` with the same value.
+fn contains(whole: &Value, part: &Value) -> bool {
+    match (whole, part) {
+        (Value::Object(whole), Value::Object(part)) => part
+            .iter()
+            .all(|(key, value)| whole.get(key).is_some_and(|w| contains(w, value))),
+        (Value::Array(whole), Value::Array(part)) => {
+            whole.len() == part.len() && whole.iter().zip(part).all(|(w, p)| contains(w, p))
+        }
+        (Value::Number(w), Value::Number(p)) => w.as_f64() == p.as_f64(),
+        _ => whole == part,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::contains;
+
+    #[test]
+    fn fields_others_own_are_not_drift() {
+        let live = json!({"spec": {"replicas": 7, "template": {"x": 1}}, "status": {"ready": 1}});
+        assert!(contains(&live, &json!({"spec": {"template": {"x": 1}}})));
+    }
+
+    #[test]
+    fn an_edited_field_we_own_is_drift() {
+        let live = json!({"spec": {"template": {"x": 2}}});
+        assert!(!contains(&live, &json!({"spec": {"template": {"x": 1}}})));
+    }
+
+    #[test]
+    fn lists_must_match_in_length_and_order() {
+        let live = json!({"ports": [{"port": 80, "protocol": "TCP"}]});
+        assert!(contains(&live, &json!({"ports": [{"port": 80}]})));
+        assert!(!contains(
+            &live,
+            &json!({"ports": [{"port": 80}, {"port": 81}]})
+        ));
+    }
+
+    #[test]
+    fn integers_and_floats_of_equal_value_match() {
+        assert!(contains(&json!({"a": 1.0}), &json!({"a": 1})));
+    }
+}

@@ -1,0 +1,311 @@
+//! kube-runtime wiring: watch CrmTenants and everything they own, reconcile
+//! each tenant through validate → build → apply → status.
+//!
+//! Children are read from reflector caches, never fetched one by one; volume
+//! claims are watched as metadata only, since nothing of them but their
+//! existence matters here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::reconcile;
+use crate::{Error, Result};
+use crm_crds::CrmTenant;
+
+/// Label selector matching every object the operator creates.
+pub const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=crm-operator";
+/// Objects per page when watchers list.
+pub const PAGE_SIZE: u32 = 50;
+
+/// Where and how the controller runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Watch one namespace only; all namespaces when absent.
+    pub namespace: Option<String>,
+    /// Reconcile only tenants matching this label selector.
+    pub selector: Option<String>,
+    /// Tenants reconciled at once.
+    pub concurrency: u16,
+    /// Name this operator reports Events as.
+    pub reporter: String,
+    /// The image tenants run when their spec names none.
+    pub default_image: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            selector: None,
+            concurrency: 8,
+            reporter: crate::labels::FIELD_MANAGER.to_owned(),
+            default_image: None,
+        }
+    }
+}
+
+/// Caches of every kind of child, filled by the controller's watches.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    /// ServiceAccounts.
+    pub service_accounts: Store<ServiceAccount>,
+    /// Secrets (API keys, database credentials).
+    pub secrets: Store<Secret>,
+    /// ConfigMaps.
+    pub config_maps: Store<ConfigMap>,
+    /// Deployments.
+    pub deployments: Store<Deployment>,
+    /// Services.
+    pub services: Store<Service>,
+    /// HorizontalPodAutoscalers.
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    /// PodDisruptionBudgets.
+    pub pdbs: Store<PodDisruptionBudget>,
+    /// NetworkPolicies.
+    pub network_policies: Store<NetworkPolicy>,
+    /// StatefulSets (Managed PostgreSQL).
+    pub statefulsets: Store<StatefulSet>,
+    /// PersistentVolumeClaims, metadata only.
+    pub volumes: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Caches of the children.
+    pub stores: Stores,
+    /// Publishes Events (and folds repeats of the same one).
+    pub recorder: Recorder,
+    /// Settings the operator runs with.
+    pub settings: Settings,
+    /// Consecutive failures per tenant, for backoff.
+    failures: Mutex<HashMap<ObjectRef<CrmTenant>, u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Forgets the failures of a tenant that reconciled.
+    pub fn succeeded(&self, tenant: &CrmTenant) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&ObjectRef::from_obj(tenant));
+        }
+    }
+
+    /// Counts a failure and returns how many in a row.
+    fn failed(&self, tenant: &CrmTenant) -> u32 {
+        let Ok(mut failures) = self.failures.lock() else {
+            return 1;
+        };
+        let count = failures.entry(ObjectRef::from_obj(tenant)).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let children = watcher::Config::default()
+        .labels(CHILD_SELECTOR)
+        .page_size(PAGE_SIZE);
+    let mut tenants = watcher::Config::default().page_size(PAGE_SIZE);
+    if let Some(selector) = &settings.selector {
+        tenants = tenants.labels(selector);
+    }
+    let ns = settings.namespace.as_deref();
+    let (service_accounts, sa_events) = cached::<ServiceAccount>(&client, ns, &children);
+    let (secrets, secret_events) = cached::<Secret>(&client, ns, &children);
+    let (config_maps, cm_events) = cached::<ConfigMap>(&client, ns, &children);
+    let (deployments, deploy_events) = cached::<Deployment>(&client, ns, &children);
+    let (services, svc_events) = cached::<Service>(&client, ns, &children);
+    let (hpas, hpa_events) = cached::<HorizontalPodAutoscaler>(&client, ns, &children);
+    let (pdbs, pdb_events) = cached::<PodDisruptionBudget>(&client, ns, &children);
+    let (network_policies, np_events) = cached::<NetworkPolicy>(&client, ns, &children);
+    let (statefulsets, sts_events) = cached::<StatefulSet>(&client, ns, &children);
+    let (volumes, volume_events) = cached_metadata::<PersistentVolumeClaim>(&client, ns, &children);
+
+    let context = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: settings.reporter.clone(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        stores: Stores {
+            service_accounts,
+            secrets,
+            config_maps,
+            deployments,
+            services,
+            hpas,
+            pdbs,
+            network_policies,
+            statefulsets,
+            volumes,
+        },
+        client: client.clone(),
+        failures: Mutex::new(HashMap::new()),
+        settings: settings.clone(),
+    });
+    Controller::new(api::<CrmTenant>(&client, ns), tenants)
+        .owns_stream(sa_events)
+        .owns_stream(secret_events)
+        .owns_stream(cm_events)
+        .owns_stream(deploy_events)
+        .owns_stream(svc_events)
+        .owns_stream(hpa_events)
+        .owns_stream(pdb_events)
+        .owns_stream(np_events)
+        .owns_stream(sts_events)
+        .owns_stream(volume_events)
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((tenant, _)) => tracing::debug!(tenant = %tenant, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile not run"),
+            }
+        })
+        .await;
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+type Events<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
+
+/// A full-object cache of one child kind, and the stream that fills it.
+fn cached<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    config: &watcher::Config,
+) -> (Store<K>, Events<K>)
+where
+    K: crate::apply::Child + Resource<DynamicType = ()>,
+{
+    let (reader, writer) = reflector::store();
+    let events = watcher(api::<K>(client, namespace), config.clone())
+        .default_backoff()
+        .modify(|object: &mut K| object.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (reader, events)
+}
+
+/// A metadata-only cache of one child kind, and the stream that fills it.
+fn cached_metadata<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    config: &watcher::Config,
+) -> (Store<PartialObjectMeta<K>>, Events<PartialObjectMeta<K>>)
+where
+    K: crate::apply::Child + Resource<DynamicType = ()>,
+    PartialObjectMeta<K>: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let events = watcher(
+        api::<PartialObjectMeta<K>>(client, namespace),
+        config.clone(),
+    )
+    .default_backoff()
+    .modify(|object: &mut PartialObjectMeta<K>| object.managed_fields_mut().clear())
+    .reflect(writer)
+    .touched_objects()
+    .boxed();
+    (reader, events)
+}
+
+/// Permanent errors wait for a spec change (or a slow resync); transient ones
+/// retry with exponential backoff and jitter, capped at five minutes.
+pub fn error_policy(tenant: Arc<CrmTenant>, error: &Error, context: Arc<Context>) -> Action {
+    let attempt = context.failed(&tenant);
+    tracing::warn!(tenant = %tenant.name_any(), %error, attempt, "reconcile failed");
+    if error.is_transient() {
+        Action::requeue(backoff(attempt, jitter(&tenant, attempt)))
+    } else {
+        Action::requeue(Duration::from_secs(300))
+    }
+}
+
+/// 1 s, 2 s, 4 s … capped at 300 s, each stretched by up to 50 % of jitter.
+pub fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let base = 2f64
+        .powi(attempt.saturating_sub(1).min(16) as i32)
+        .min(300.0);
+    Duration::from_secs_f64((base * (1.0 + 0.5 * jitter.clamp(0.0, 1.0))).min(300.0))
+}
+
+/// A deterministic spread in [0, 1) per tenant and attempt, so tenants that
+/// failed together do not retry in lockstep.
+fn jitter(tenant: &CrmTenant, attempt: u32) -> f64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    tenant.uid().hash(&mut hasher);
+    tenant.name_any().hash(&mut hasher);
+    attempt.hash(&mut hasher);
+    (hasher.finish() % 1000) as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_and_is_capped_at_five_minutes() {
+        assert_eq!(backoff(1, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, 0.0), Duration::from_secs(2));
+        assert_eq!(backoff(5, 0.0), Duration::from_secs(16));
+        assert_eq!(backoff(40, 1.0), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn jitter_stretches_by_at_most_half() {
+        assert_eq!(backoff(3, 1.0), Duration::from_secs(6));
+        assert!(backoff(3, 0.3) > backoff(3, 0.0));
+    }
+}

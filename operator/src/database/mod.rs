@@ -1,0 +1,3 @@
+//! Database credentials and, per mode, what "the database is ready" means.
+
+pub mod credentials;

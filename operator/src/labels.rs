@@ -1,0 +1,4 @@
+//! Labels every child carries, and the field manager.
+
+/// The one field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "crm-operator";

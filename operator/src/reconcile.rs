@@ -1,0 +1,399 @@
+//! One reconcile of one tenant: validate → credentials → build → apply →
+//! observe → status, and the Events a platform operator wants to read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_crds::{CrmTenant, CrmTenantStatus, Phase, annotation};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::apply::{self, Report};
+use crate::build;
+use crate::controller::Context;
+use crate::database::credentials::{self, Change, Resolved};
+use crate::labels::FIELD_MANAGER;
+use crate::status::{self, DatabaseState, Failure, Observed};
+use crate::validate::{self, DatabaseTarget, Tenant};
+use crate::{Error, Result};
+
+/// How often a settled tenant is looked at again without any event.
+const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a converging tenant is looked at again.
+const CONVERGING: Duration = Duration::from_secs(15);
+
+/// The controller's reconciler.
+pub async fn reconcile(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Result<Action> {
+    match reconcile_tenant(&tenant, &context).await {
+        Ok(action) => {
+            context.succeeded(&tenant);
+            Ok(action)
+        }
+        Err(error) => {
+            report_failure(&tenant, &context, &error).await;
+            Err(error)
+        }
+    }
+}
+
+async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Action> {
+    if tenant.meta().deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children.
+        return Ok(Action::await_change());
+    }
+    let mut validated = validate::validate(tenant)?;
+    if let Some(image) = &context.settings.default_image
+        && tenant
+            .spec
+            .server
+            .as_ref()
+            .and_then(|s| s.image.as_ref())
+            .is_none()
+    {
+        validated.server.image.clone_from(image);
+    }
+    let paused = paused(tenant);
+    let mut report = Report::default();
+    let mut rotated = Vec::new();
+    if !paused {
+        let (api_key, password) = resolve_credentials(tenant, &validated, &context.stores.secrets)?;
+        let mut desired = build::build(&validated, &credentials::credentials(&api_key, &password));
+        credentials::mark(&mut desired.api_secret, &api_key);
+        if let Some(secret) = desired.database_secret.as_mut() {
+            credentials::mark(secret, &password);
+        }
+        report = apply::apply_all(&context.client, &context.stores, &validated, &desired).await?;
+        if api_key.change == Some(Change::Rotated) {
+            rotated.push("API key");
+        }
+        if password.change == Some(Change::Rotated) && desired.database_secret.is_some() {
+            rotated.push("database password");
+        }
+    }
+    let observed = observe(&validated, context, paused);
+    let new_status = status::status(&validated, &observed, tenant.status.as_ref(), &now());
+    let ready = new_status.phase == Some(Phase::Ready);
+    publish_events(tenant, context, &report, &rotated, &new_status).await;
+    if tenant.status.as_ref() != Some(&new_status) {
+        patch_status(tenant, context, &new_status).await?;
+    }
+    Ok(Action::requeue(if ready || paused {
+        RESYNC
+    } else {
+        CONVERGING
+    }))
+}
+
+fn paused(tenant: &CrmTenant) -> bool {
+    tenant
+        .annotations()
+        .get(annotation::RECONCILE)
+        .map(String::as_str)
+        == Some("paused")
+}
+
+fn resolve_credentials(
+    tenant: &CrmTenant,
+    validated: &Tenant,
+    secrets: &Store<Secret>,
+) -> Result<(Resolved, Resolved)> {
+    let secret = |suffix: &str| {
+        secrets.get(
+            &ObjectRef::new(&format!("{}-{suffix}", validated.name)).within(&validated.namespace),
+        )
+    };
+    let request = |key: &str| tenant.annotations().get(key).map(String::as_str);
+    let api_key = credentials::resolve(
+        secret("api").as_deref(),
+        credentials::API_KEY,
+        request(annotation::ROTATE_API_KEY),
+    )?;
+    let password = credentials::resolve(
+        secret("db").as_deref(),
+        credentials::PASSWORD,
+        request(annotation::ROTATE_DATABASE_CREDENTIALS),
+    )?;
+    Ok((api_key, password))
+}
+
+/// What the caches say about the tenant's running objects.
+fn observe(tenant: &Tenant, context: &Context, paused: bool) -> Observed {
+    let deployment = context
+        .stores
+        .deployments
+        .get(&ObjectRef::new(&tenant.name).within(&tenant.namespace));
+    let deployment_status = deployment.as_ref().and_then(|d| d.status.as_ref());
+    let ready_replicas = deployment_status
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let available_replicas = deployment_status
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    let database = match &tenant.database.mode {
+        DatabaseTarget::Managed { .. } => {
+            let name = format!("{}-postgres", tenant.name);
+            let statefulset = context
+                .stores
+                .statefulsets
+                .get(&ObjectRef::new(&name).within(&tenant.namespace));
+            let ready = statefulset
+                .and_then(|s| s.status.as_ref().and_then(|s| s.ready_replicas))
+                .unwrap_or(0)
+                >= 1;
+            database_state(
+                ready,
+                "PostgreSQL StatefulSet ready",
+                "waiting for the PostgreSQL StatefulSet",
+            )
+        }
+        // The server's readiness probe checks its database, so a ready replica
+        // means the database answered with the tenant's credentials.
+        _ => database_state(
+            available_replicas >= 1,
+            "a CRM server replica reached its database",
+            "waiting for a CRM server replica to reach its database",
+        ),
+    };
+    Observed {
+        ready_replicas,
+        available_replicas,
+        database,
+        error: None,
+        paused,
+        deleting: false,
+    }
+}
+
+fn database_state(ready: bool, ready_message: &str, waiting_message: &str) -> DatabaseState {
+    DatabaseState {
+        ready,
+        reason: if ready { "Ready" } else { "Provisioning" }.into(),
+        message: if ready {
+            ready_message
+        } else {
+            waiting_message
+        }
+        .into(),
+    }
+}
+
+async fn patch_status(
+    tenant: &CrmTenant,
+    context: &Context,
+    status: &CrmTenantStatus,
+) -> Result<()> {
+    let name = tenant.name_any();
+    let api: Api<CrmTenant> = Api::namespaced(
+        context.client.clone(),
+        &tenant.namespace().unwrap_or_default(),
+    );
+    // Apply (not merge): a field we stop sending, such as a cleared
+    // minCpuForSlo, is removed rather than left behind.
+    let patch = json!({
+        "apiVersion": crm_crds::API_VERSION,
+        "kind": crm_crds::KIND,
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::PatchStatus { name, source })?;
+    Ok(())
+}
+
+/// Writes Degraded (or Stalled, for a permanent error) and a Warning Event.
+async fn report_failure(tenant: &CrmTenant, context: &Context, error: &Error) {
+    publish(
+        tenant,
+        context,
+        EventType::Warning,
+        error.reason(),
+        &error.to_string(),
+    )
+    .await;
+    let Ok(validated) = validate::validate(tenant) else {
+        return write_invalid_status(tenant, context, error).await;
+    };
+    let mut observed = observe(&validated, context, paused(tenant));
+    observed.error = Some(failure(error));
+    let new_status = status::status(&validated, &observed, tenant.status.as_ref(), &now());
+    if tenant.status.as_ref() != Some(&new_status)
+        && let Err(e) = patch_status(tenant, context, &new_status).await
+    {
+        tracing::warn!(tenant = %tenant.name_any(), error = %e, "could not record the failure in status");
+    }
+}
+
+/// An invalid spec has no sizing: status keeps what it had and says why.
+async fn write_invalid_status(tenant: &CrmTenant, context: &Context, error: &Error) {
+    let mut new_status = tenant.status.clone().unwrap_or_default();
+    new_status.phase = Some(Phase::Degraded);
+    new_status.observed_generation = tenant.meta().generation;
+    let now = now();
+    let generation = tenant.meta().generation;
+    for (type_, value, reason) in [
+        (crm_crds::condition::READY, "False", error.reason()),
+        (crm_crds::condition::STALLED, "True", error.reason()),
+        (crm_crds::condition::RECONCILING, "False", "Stalled"),
+    ] {
+        upsert_condition(
+            &mut new_status,
+            type_,
+            value,
+            reason,
+            &error.to_string(),
+            generation,
+            &now,
+        );
+    }
+    if tenant.status.as_ref() != Some(&new_status)
+        && let Err(e) = patch_status(tenant, context, &new_status).await
+    {
+        tracing::warn!(tenant = %tenant.name_any(), error = %e, "could not record the failure in status");
+    }
+}
+
+fn upsert_condition(
+    status: &mut CrmTenantStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    let previous = status.conditions.iter().position(|c| c.type_ == type_);
+    let last_transition_time = previous
+        .map(|i| &status.conditions[i])
+        .filter(|c| c.status == value)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    let condition = Condition {
+        type_: type_.to_owned(),
+        status: value.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: generation,
+        last_transition_time,
+    };
+    match previous {
+        Some(i) => status.conditions[i] = condition,
+        None => status.conditions.push(condition),
+    }
+}
+
+fn failure(error: &Error) -> Failure {
+    Failure {
+        reason: error.reason().to_owned(),
+        message: error.to_string(),
+        permanent: !error.is_transient(),
+    }
+}
+
+/// Created, scaled, rotated and recovered: what `kubectl describe` should tell.
+async fn publish_events(
+    tenant: &CrmTenant,
+    context: &Context,
+    report: &Report,
+    rotated: &[&str],
+    new: &CrmTenantStatus,
+) {
+    let previous = tenant.status.as_ref();
+    if previous.and_then(|s| s.phase).is_none() && !report.applied.is_empty() {
+        let note = format!("created {}", report.applied.join(", "));
+        publish(tenant, context, EventType::Normal, "Created", &note).await;
+    } else if !report.applied.is_empty() || !report.pruned.is_empty() {
+        let mut changes = report.applied.clone();
+        changes.extend(report.pruned.iter().map(|p| format!("{p} (removed)")));
+        publish(
+            tenant,
+            context,
+            EventType::Normal,
+            "Updated",
+            &changes.join(", "),
+        )
+        .await;
+    }
+    if let (Some(old), Some(new)) = (
+        previous.and_then(|s| s.sizing.as_ref()),
+        new.sizing.as_ref(),
+    ) && (old.min_replicas, old.max_replicas, old.replicas)
+        != (new.min_replicas, new.max_replicas, new.replicas)
+    {
+        let note = format!(
+            "replicas {}..{} (peak {}) → {}..{} (peak {}) for {} req/s at peak",
+            old.min_replicas,
+            old.max_replicas,
+            old.replicas,
+            new.min_replicas,
+            new.max_replicas,
+            new.replicas,
+            new.peak_requests_per_second
+        );
+        publish(tenant, context, EventType::Normal, "Scaled", &note).await;
+    }
+    for what in rotated {
+        publish(
+            tenant,
+            context,
+            EventType::Normal,
+            "CredentialsRotated",
+            &format!("{what} rotated; pods roll to pick it up"),
+        )
+        .await;
+    }
+    if previous.and_then(|s| s.phase) == Some(Phase::Degraded) && new.phase != Some(Phase::Degraded)
+    {
+        publish(
+            tenant,
+            context,
+            EventType::Normal,
+            "Recovered",
+            "reconciled again after a failure",
+        )
+        .await;
+    }
+}
+
+async fn publish(
+    tenant: &CrmTenant,
+    context: &Context,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(truncate(note, 1000)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = context
+        .recorder
+        .publish(&event, &tenant.object_ref(&()))
+        .await
+    {
+        tracing::warn!(tenant = %tenant.name_any(), %error, "could not publish an Event");
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}

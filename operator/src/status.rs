@@ -1,0 +1,249 @@
+//! What was applied and observed → `CrmTenant.status`. Pure: the reconciler
+//! patches the result only when it differs from the status already there.
+//!
+//! Conditions keep their `lastTransitionTime` unless their status flips, so an
+//! unchanged tenant produces an identical status and no write.
+
+use crm_crds::{CrmTenantStatus, Phase, condition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::validate::{DatabaseTarget, Tenant};
+
+/// What the reconciler saw of the tenant's running objects.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// Ready replicas of the CRM Deployment.
+    pub ready_replicas: i32,
+    /// Available replicas of the CRM Deployment.
+    pub available_replicas: i32,
+    /// Whether the database answers, and why not.
+    pub database: DatabaseState,
+    /// The reconcile failed with this message (already free of secrets).
+    pub error: Option<Failure>,
+    /// Writes are paused by annotation.
+    pub paused: bool,
+    /// The tenant is being deleted.
+    pub deleting: bool,
+}
+
+/// A failed reconcile, as status reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Retrying will not help until the spec changes.
+    pub permanent: bool,
+}
+
+/// The database's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatabaseState {
+    /// Ready to serve.
+    pub ready: bool,
+    /// CamelCase reason (Ready, Provisioning, ServerUnreachable, SecretMissing, ...).
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl Default for DatabaseState {
+    fn default() -> Self {
+        Self {
+            ready: false,
+            reason: "Provisioning".into(),
+            message: "waiting for the database".into(),
+        }
+    }
+}
+
+/// The minimum number of replicas a tenant needs available to be Ready.
+pub fn minimum_replicas(tenant: &Tenant) -> i32 {
+    if tenant.suspend {
+        0
+    } else {
+        tenant.capacity.sizing.min_replicas.max(1)
+    }
+}
+
+/// The status the tenant should have; `previous` supplies transition times.
+pub fn status(
+    tenant: &Tenant,
+    observed: &Observed,
+    previous: Option<&CrmTenantStatus>,
+    now: &Time,
+) -> CrmTenantStatus {
+    let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let mut conditions = Conditions {
+        previous: previous_conditions,
+        now,
+        generation: tenant.generation,
+        list: Vec::new(),
+    };
+    let minimum = minimum_replicas(tenant);
+    let workload = observed.available_replicas >= minimum;
+    let ready = workload && (tenant.suspend || observed.database.ready) && observed.error.is_none();
+    let phase = phase(tenant, observed, ready);
+
+    conditions.set(
+        condition::READY,
+        ready,
+        ready_reason(phase),
+        &ready_message(tenant, observed, minimum),
+    );
+    conditions.set(
+        condition::DATABASE_READY,
+        observed.database.ready,
+        &observed.database.reason,
+        &observed.database.message,
+    );
+    conditions.set(
+        condition::WORKLOAD_AVAILABLE,
+        workload,
+        if workload {
+            "MinimumReplicasAvailable"
+        } else {
+            "MinimumReplicasUnavailable"
+        },
+        &format!(
+            "{} of at least {minimum} replicas available",
+            observed.available_replicas
+        ),
+    );
+    for c in &tenant.capacity.conditions {
+        conditions.set(c.type_, c.status, c.reason, &c.message);
+    }
+    let stalled = observed.error.as_ref().filter(|e| e.permanent);
+    let reconciling = !ready && stalled.is_none() && !tenant.suspend;
+    conditions.set(
+        condition::RECONCILING,
+        reconciling,
+        if reconciling {
+            "Progressing"
+        } else {
+            "Settled"
+        },
+        if reconciling {
+            "the tenant is converging"
+        } else {
+            "nothing left to do"
+        },
+    );
+    match stalled {
+        Some(e) => conditions.set(condition::STALLED, true, &e.reason, &e.message),
+        None => conditions.set(
+            condition::STALLED,
+            false,
+            "Progressing",
+            "no permanent error",
+        ),
+    }
+    if observed.paused {
+        conditions.set(
+            condition::RECONCILIATION_PAUSED,
+            true,
+            "PausedByAnnotation",
+            &format!(
+                "{}: paused; the operator writes nothing to this tenant",
+                crm_crds::annotation::RECONCILE
+            ),
+        );
+    }
+
+    let desired_replicas = if tenant.suspend {
+        0
+    } else {
+        tenant.capacity.sizing.replicas
+    };
+    CrmTenantStatus {
+        phase: Some(phase),
+        observed_generation: tenant.generation,
+        conditions: conditions.list,
+        sizing: Some(tenant.capacity.sizing.clone()),
+        endpoint: Some(endpoint(tenant)),
+        credentials_secret: Some(format!("{}-api", tenant.name)),
+        ready_replicas: Some(observed.ready_replicas),
+        ready: Some(format!("{}/{desired_replicas}", observed.ready_replicas)),
+    }
+}
+
+/// The in-cluster URL of the tenant's CRM API.
+pub fn endpoint(tenant: &Tenant) -> String {
+    format!("http://{}.{}.svc:80", tenant.name, tenant.namespace)
+}
+
+fn phase(tenant: &Tenant, observed: &Observed, ready: bool) -> Phase {
+    if observed.deleting {
+        Phase::Deleting
+    } else if observed.error.is_some() {
+        Phase::Degraded
+    } else if tenant.suspend {
+        Phase::Suspended
+    } else if ready {
+        Phase::Ready
+    } else {
+        Phase::Provisioning
+    }
+}
+
+fn ready_reason(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Ready => "Ready",
+        Phase::Suspended => "Suspended",
+        Phase::Degraded => "ReconcileFailed",
+        Phase::Deleting => "Deleting",
+        Phase::Pending | Phase::Provisioning => "Provisioning",
+    }
+}
+
+fn ready_message(tenant: &Tenant, observed: &Observed, minimum: i32) -> String {
+    if let Some(error) = &observed.error {
+        return error.message.clone();
+    }
+    if tenant.suspend {
+        return "suspended: scaled to zero, data kept".into();
+    }
+    let database = match &tenant.database.mode {
+        DatabaseTarget::Embedded => "embedded SQLite",
+        DatabaseTarget::Managed { .. } => "managed PostgreSQL",
+        DatabaseTarget::Shared { .. } => "shared PostgreSQL",
+        DatabaseTarget::External { .. } => "external database",
+    };
+    format!(
+        "{} of at least {minimum} replicas available; {database} {}",
+        observed.available_replicas,
+        if observed.database.ready {
+            "ready"
+        } else {
+            "not ready"
+        }
+    )
+}
+
+/// Builds the condition list, carrying transition times over from `previous`.
+struct Conditions<'a> {
+    previous: &'a [Condition],
+    now: &'a Time,
+    generation: Option<i64>,
+    list: Vec<Condition>,
+}
+
+impl Conditions<'_> {
+    fn set(&mut self, type_: &str, status: bool, reason: &str, message: &str) {
+        let status = if status { "True" } else { "False" };
+        let last_transition_time = self
+            .previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| self.now.clone(), |c| c.last_transition_time.clone());
+        self.list.push(Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            observed_generation: self.generation,
+            last_transition_time,
+        });
+    }
+}
