@@ -140,14 +140,9 @@ pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
         .ok_or(ValidationError::MissingNamespace)?;
     let spec = &tenant.spec;
     let database = resolve_database(spec.database.clone().unwrap_or_default())?;
-    let embedded = database.mode == DatabaseTarget::Embedded;
-    let autoscaling = !embedded
-        && spec
-            .autoscaling
-            .as_ref()
-            .and_then(|a| a.enabled)
-            .unwrap_or(true);
-    if embedded && spec.autoscaling.as_ref().and_then(|a| a.enabled) == Some(true) {
+    if database.mode == DatabaseTarget::Embedded
+        && spec.autoscaling.as_ref().and_then(|a| a.enabled) == Some(true)
+    {
         return Err(field(
             "spec.autoscaling.enabled",
             "the Embedded database runs exactly one replica: autoscaling cannot be enabled",
@@ -165,7 +160,7 @@ pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
         generation: meta.generation,
         tier: spec.tier,
         suspend: spec.suspend,
-        autoscaling,
+        autoscaling: inputs.autoscaling,
         cpu: inputs.cpu,
         memory: resources
             .and_then(|r| r.memory)
