@@ -1,0 +1,450 @@
+//! Customers: companies and contacts.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::db::{Sql, now, rows};
+use crate::domain::{Date, Email, Name};
+use crate::error::{ApiError, ApiResult, db_error};
+use crate::http::{
+    Id, JsonBody, Page, Q, if_match, limit_offset, make_page, order_by, page_window,
+    require_if_match, with_etag,
+};
+
+pub mod csv_io;
+
+/// Routes of the customers module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/companies", get(list_companies).post(create_company))
+        .route(
+            "/companies/{id}",
+            get(get_company).put(update_company).delete(delete_company),
+        )
+        .route("/contacts", get(list_contacts).post(create_contact))
+        .route(
+            "/contacts/{id}",
+            get(get_contact).put(update_contact).delete(delete_contact),
+        )
+        .merge(csv_io::router())
+}
+
+/// A company as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Company {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Web domain.
+    pub domain: Option<String>,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last update time (RFC 3339).
+    pub updated_at: String,
+    /// Row version, also the ETag.
+    pub version: i64,
+}
+
+/// Body to create or replace a company.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyInput {
+    /// Name.
+    pub name: Name,
+    /// Web domain.
+    #[serde(default)]
+    pub domain: Option<Name>,
+    /// Industry.
+    #[serde(default)]
+    pub industry: Option<Name>,
+}
+
+/// List filters shared by companies and contacts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Case-insensitive text search on names and emails.
+    pub q: Option<String>,
+    /// Contacts only: company filter.
+    pub company_id: Option<i64>,
+    /// Created on or after this date.
+    pub created_from: Option<String>,
+    /// Created on or before this date.
+    pub created_to: Option<String>,
+    /// `field` or `-field`.
+    pub sort: Option<String>,
+    /// Opaque cursor from `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1..=200.
+    pub limit: Option<i64>,
+}
+
+/// Append created_at date-range conditions.
+pub fn date_range(sql: &mut Sql, from: Option<&str>, to: Option<&str>) -> ApiResult<()> {
+    if let Some(f) = from {
+        let d = Date::parse(f).map_err(|m| ApiError::invalid("created_from", m))?;
+        sql.push(" AND created_at >= ").bind(d.as_str());
+    }
+    if let Some(t) = to {
+        let d = Date::parse(t).map_err(|m| ApiError::invalid("created_to", m))?;
+        // Inclusive: everything before the next day starts.
+        sql.push(" AND created_at < ")
+            .bind(format!("{}T99", d.as_str()));
+    }
+    Ok(())
+}
+
+async fn list_companies(
+    State(st): State<AppState>,
+    Q(p): Q<ListParams>,
+) -> ApiResult<axum::Json<Page<Company>>> {
+    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
+    let mut sql = Sql::new("SELECT * FROM companies WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        let pat = crate::http::like_pattern(q);
+        sql.push(" AND (LOWER(name) LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\'");
+        sql.push(" OR LOWER(COALESCE(domain, '')) LIKE ")
+            .bind(pat)
+            .push(" ESCAPE '\\')");
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    order_by(
+        &mut sql,
+        p.sort.as_deref(),
+        &[("name", "name"), ("created_at", "created_at")],
+    )?;
+    limit_offset(&mut sql, offset, limit);
+    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    Ok(axum::Json(make_page(items, offset, limit)))
+}
+
+async fn create_company(
+    State(st): State<AppState>,
+    JsonBody(b): JsonBody<CompanyInput>,
+) -> ApiResult<Response> {
+    let ts = now();
+    let mut sql =
+        Sql::new("INSERT INTO companies (name, domain, industry, created_at, updated_at) VALUES (");
+    sql.bind(String::from(b.name))
+        .push(", ")
+        .bind(b.domain.map(String::from));
+    sql.push(", ")
+        .bind(b.industry.map(String::from))
+        .push(", ")
+        .bind(ts.clone());
+    sql.push(", ").bind(ts).push(") RETURNING *");
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| db_error(e, "name"))?;
+    let c: Company = one(row)?;
+    Ok(with_etag(StatusCode::CREATED, c.version, &c))
+}
+
+/// Fetch a company by id.
+pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
+    let mut sql = Sql::new("SELECT * FROM companies WHERE id = ");
+    sql.bind(id);
+    one(sql.fetch_optional(&st.db.pool).await?)
+}
+
+async fn get_company(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
+    let c = fetch_company(&st, id).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+async fn update_company(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CompanyInput>,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let mut sql = Sql::new("UPDATE companies SET name = ");
+    sql.bind(String::from(b.name))
+        .push(", domain = ")
+        .bind(b.domain.map(String::from));
+    sql.push(", industry = ").bind(b.industry.map(String::from));
+    sql.push(", updated_at = ")
+        .bind(now())
+        .push(", version = version + 1 WHERE id = ")
+        .bind(id);
+    versioned(&mut sql, expected);
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| db_error(e, "name"))?;
+    let c: Company = stale_or_missing(&st, "companies", id, row).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+async fn delete_company(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    delete_row(
+        &st,
+        "DELETE FROM companies WHERE id = ",
+        "companies",
+        id,
+        &headers,
+    )
+    .await
+}
+
+/// A contact as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Contact {
+    /// Id.
+    pub id: i64,
+    /// The company the contact works for.
+    pub company_id: Option<i64>,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Email, unique per tenant.
+    pub email: String,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last update time (RFC 3339).
+    pub updated_at: String,
+    /// Row version, also the ETag.
+    pub version: i64,
+}
+
+/// Body to create or replace a contact.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    /// Given name.
+    pub first_name: Name,
+    /// Family name.
+    pub last_name: Name,
+    /// Email, unique per tenant.
+    pub email: Email,
+    /// Phone number.
+    #[serde(default)]
+    pub phone: Option<Name>,
+    /// Company the contact works for.
+    #[serde(default)]
+    pub company_id: Option<i64>,
+}
+
+async fn list_contacts(
+    State(st): State<AppState>,
+    Q(p): Q<ListParams>,
+) -> ApiResult<axum::Json<Page<Contact>>> {
+    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
+    let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        let pat = crate::http::like_pattern(q);
+        sql.push(" AND (LOWER(first_name) LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\'");
+        sql.push(" OR LOWER(last_name) LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\'");
+        sql.push(" OR email LIKE ").bind(pat).push(" ESCAPE '\\')");
+    }
+    if let Some(c) = p.company_id {
+        sql.push(" AND company_id = ").bind(c);
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let allowed = [
+        ("last_name", "last_name"),
+        ("first_name", "first_name"),
+        ("email", "email"),
+        ("created_at", "created_at"),
+    ];
+    order_by(&mut sql, p.sort.as_deref(), &allowed)?;
+    limit_offset(&mut sql, offset, limit);
+    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    Ok(axum::Json(make_page(items, offset, limit)))
+}
+
+/// Insert a contact (used by the API and CSV import).
+pub async fn insert_contact<'e, E>(ex: E, b: ContactInput) -> ApiResult<Contact>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let ts = now();
+    let mut sql = Sql::new(
+        "INSERT INTO contacts (first_name, last_name, email, phone, company_id, created_at, updated_at) VALUES (",
+    );
+    sql.bind(String::from(b.first_name))
+        .push(", ")
+        .bind(String::from(b.last_name));
+    sql.push(", ")
+        .bind(String::from(b.email))
+        .push(", ")
+        .bind(b.phone.map(String::from));
+    sql.push(", ")
+        .bind(b.company_id)
+        .push(", ")
+        .bind(ts.clone())
+        .push(", ")
+        .bind(ts);
+    sql.push(") RETURNING *");
+    let row = sql
+        .fetch_optional(ex)
+        .await
+        .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
+    one(row)
+}
+
+/// Name the field of a foreign-key violation.
+pub fn fk_field(e: ApiError, field: &str) -> ApiError {
+    match e {
+        ApiError::Validation { field: f, message } if f.is_empty() => ApiError::Validation {
+            field: field.to_string(),
+            message,
+        },
+        other => other,
+    }
+}
+
+async fn create_contact(
+    State(st): State<AppState>,
+    JsonBody(b): JsonBody<ContactInput>,
+) -> ApiResult<Response> {
+    let c = insert_contact(&st.db.pool, b).await?;
+    Ok(with_etag(StatusCode::CREATED, c.version, &c))
+}
+
+/// Fetch a contact by id.
+pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
+    let mut sql = Sql::new("SELECT * FROM contacts WHERE id = ");
+    sql.bind(id);
+    one(sql.fetch_optional(&st.db.pool).await?)
+}
+
+async fn get_contact(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
+    let c = fetch_contact(&st, id).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+async fn update_contact(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<ContactInput>,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let mut sql = Sql::new("UPDATE contacts SET first_name = ");
+    sql.bind(String::from(b.first_name))
+        .push(", last_name = ")
+        .bind(String::from(b.last_name));
+    sql.push(", email = ").bind(String::from(b.email));
+    sql.push(", phone = ").bind(b.phone.map(String::from));
+    sql.push(", company_id = ").bind(b.company_id);
+    sql.push(", updated_at = ")
+        .bind(now())
+        .push(", version = version + 1 WHERE id = ")
+        .bind(id);
+    versioned(&mut sql, expected);
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
+    let c: Contact = stale_or_missing(&st, "contacts", id, row).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+async fn delete_contact(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    delete_row(
+        &st,
+        "DELETE FROM contacts WHERE id = ",
+        "contacts",
+        id,
+        &headers,
+    )
+    .await
+}
+
+/// Decode exactly one row or answer 404.
+pub fn one<T>(row: Option<sqlx::any::AnyRow>) -> ApiResult<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    let row = row.ok_or(ApiError::NotFound)?;
+    T::from_row(&row).map_err(ApiError::Database)
+}
+
+/// Restrict an UPDATE/DELETE to the expected version, and return the row.
+pub fn versioned(sql: &mut Sql, expected: Option<i64>) {
+    if let Some(v) = expected {
+        sql.push(" AND version = ").bind(v);
+    }
+    sql.push(" RETURNING *");
+}
+
+/// After a versioned write matched nothing: 412 if the row exists, else 404.
+pub async fn stale_or_missing<T>(
+    st: &AppState,
+    table: &'static str,
+    id: i64,
+    row: Option<sqlx::any::AnyRow>,
+) -> ApiResult<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    if row.is_some() {
+        return one(row);
+    }
+    let mut sql = Sql::new("SELECT id FROM ");
+    sql.push(table).push(" WHERE id = ").bind(id);
+    match sql.fetch_optional(&st.db.pool).await? {
+        Some(_) => Err(ApiError::PreconditionFailed),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+/// Delete a versioned row; If-Match is optional here but honoured.
+pub async fn delete_row(
+    st: &AppState,
+    delete: &'static str,
+    table: &'static str,
+    id: i64,
+    headers: &HeaderMap,
+) -> ApiResult<StatusCode> {
+    let expected = if_match(headers)?;
+    let mut sql = Sql::new(delete);
+    sql.bind(id);
+    versioned(&mut sql, expected);
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| db_error(e, "id"))?;
+    stale_or_missing::<IdOnly>(st, table, id, row).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(sqlx::FromRow)]
+struct IdOnly {
+    #[allow(dead_code)]
+    id: i64,
+}
+
+impl IntoResponse for Company {
+    fn into_response(self) -> Response {
+        with_etag(StatusCode::OK, self.version, &self)
+    }
+}

@@ -1,0 +1,259 @@
+//! Request extractors and response helpers shared by all modules: JSON bodies
+//! with field paths in errors, ids, query strings, ETags and pagination.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body parsed strictly: the error names the failing field path.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parse JSON, reporting syntax errors as 400 and shape errors as 422.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { String::new() } else { path };
+                ApiError::invalid(field, strip_position(&inner.to_string()))
+            }
+            _ => ApiError::BadRequest(format!("malformed JSON: {inner}")),
+        }
+    })
+}
+
+fn strip_position(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Map a body read failure: too large is 413, anything else 400.
+pub fn body_error(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest(e.body_text())
+    }
+}
+
+/// A numeric resource id from the path; anything else is 404.
+#[derive(Debug, Clone, Copy)]
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        raw.parse::<i64>()
+            .ok()
+            .filter(|v| *v > 0)
+            .map(Id)
+            .ok_or(ApiError::NotFound)
+    }
+}
+
+/// Two numeric ids from the path, e.g. `/campaigns/{id}/members/{contact_id}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ids(pub i64, pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ids {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((a, b)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        match (a.parse::<i64>(), b.parse::<i64>()) {
+            (Ok(a), Ok(b)) if a > 0 && b > 0 => Ok(Ids(a, b)),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
+/// Query string parameters; malformed ones are a 400 problem.
+#[derive(Debug)]
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Q(v))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// The strong ETag of a row version.
+pub fn etag(version: i64) -> HeaderValue {
+    // Digits and quotes are always a valid header value.
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// The version named by If-Match: `None` when absent or `*`.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v.to_str().map_err(|_| ApiError::PreconditionFailed)?.trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    let s = s.strip_prefix("W/").unwrap_or(s);
+    s.trim_matches('"')
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::PreconditionFailed)
+}
+
+/// Like [`if_match`] but a missing header is 428: updates must say what they
+/// saw so two users never silently overwrite each other.
+pub fn require_if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    if !headers.contains_key(header::IF_MATCH) {
+        return Err(ApiError::PreconditionRequired);
+    }
+    if_match(headers)
+}
+
+/// A resource with a version, answered as JSON with its ETag.
+pub fn with_etag<T: Serialize>(status: StatusCode, version: i64, body: &T) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().insert(header::ETAG, etag(version));
+    res
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Default and maximum page sizes.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Largest page a client may ask for.
+pub const MAX_LIMIT: i64 = 200;
+
+/// Where a page starts. The cursor is opaque to clients: base64 of
+/// `o:<offset>`.
+pub fn page_window(cursor: Option<&str>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let offset = match cursor {
+        None => 0,
+        Some(c) => decode_cursor(c).ok_or_else(|| ApiError::invalid("cursor", "invalid cursor"))?,
+    };
+    Ok((offset, limit))
+}
+
+fn decode_cursor(c: &str) -> Option<i64> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    s.strip_prefix("o:")?
+        .parse::<i64>()
+        .ok()
+        .filter(|o| *o >= 0 && *o < 1 << 40)
+}
+
+/// Build a page from `limit + 1` fetched rows.
+pub fn make_page<T>(mut items: Vec<T>, offset: i64, limit: i64) -> Page<T> {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = more.then(|| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{}", offset + limit))
+    });
+    Page { items, next_cursor }
+}
+
+/// Escape `%`, `_` and `\` for a LIKE pattern (used with `ESCAPE '\'`).
+pub fn like_pattern(q: &str) -> String {
+    let mut out = String::from("%");
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Append `ORDER BY` for `sort` (`field` or `-field` for descending), chosen
+/// from `allowed` (wire name, column); ties are broken by id so pages are
+/// stable.
+pub fn order_by(
+    sql: &mut crate::db::Sql,
+    sort: Option<&str>,
+    allowed: &[(&str, &'static str)],
+) -> Result<(), ApiError> {
+    let sort = sort.unwrap_or("id");
+    let (desc, name) = match sort.strip_prefix('-') {
+        Some(n) => (true, n),
+        None => (false, sort),
+    };
+    let col = allowed
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| *c)
+        .or((name == "id").then_some("id"))
+        .ok_or_else(|| ApiError::invalid("sort", "unknown sort field"))?;
+    sql.push(" ORDER BY ").push(col);
+    sql.push(if desc {
+        " DESC, id DESC"
+    } else {
+        " ASC, id ASC"
+    });
+    Ok(())
+}
+
+/// Append `LIMIT`/`OFFSET` fetching one extra row to detect a next page.
+pub fn limit_offset(sql: &mut crate::db::Sql, offset: i64, limit: i64) {
+    sql.push(" LIMIT ")
+        .bind(limit + 1)
+        .push(" OFFSET ")
+        .bind(offset);
+}
