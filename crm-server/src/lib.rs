@@ -7,8 +7,13 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod marketing;
+pub mod notes;
 pub mod ops;
+pub mod reports;
+pub mod sales;
 pub mod seed;
+pub mod service;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,7 +78,21 @@ pub fn app(state: AppState) -> Router {
     let m = state.modules;
     let mut api = Router::new();
     if m.customers {
-        api = api.merge(customers::router());
+        api = api
+            .merge(customers::router())
+            .merge(notes::contact_router());
+    }
+    if m.sales {
+        api = api.merge(sales::router()).merge(notes::deal_router());
+    }
+    if m.service {
+        api = api.merge(service::router());
+    }
+    if m.marketing {
+        api = api.merge(marketing::router());
+    }
+    if m.reports {
+        api = api.merge(reports::router());
     }
     let api = api
         .fallback(|| async { ApiError::NotFound })
