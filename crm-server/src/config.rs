@@ -97,6 +97,27 @@ pub struct Config {
         global = true
     )]
     pub request_timeout_secs: u64,
+    /// Seconds readiness stays false after SIGTERM before the listener
+    /// closes, so load balancers stop sending traffic first.
+    #[arg(
+        long,
+        env = "CRM_SHUTDOWN_DELAY_SECS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub shutdown_delay_secs: u64,
+    /// Seconds a cached company/contact may be served (bounds staleness
+    /// across replicas); 0 disables the cache.
+    #[arg(long, env = "CRM_CACHE_TTL_SECS", default_value_t = 5, global = true)]
+    pub cache_ttl_secs: u64,
+    /// Entries the cache holds.
+    #[arg(
+        long,
+        env = "CRM_CACHE_CAPACITY",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub cache_capacity: usize,
     /// Largest accepted request body in bytes.
     #[arg(
         long,

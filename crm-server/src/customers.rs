@@ -8,6 +8,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::cache::{Entry, Key};
 use crate::db::{Sql, now, rows};
 use crate::domain::{Date, Email, Name};
 use crate::error::{ApiError, ApiResult, db_error};
@@ -153,9 +154,16 @@ async fn create_company(
 
 /// Fetch a company by id.
 pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
+    if let Some(Entry::Company(c)) = st.cache.get(Key::Company(id)) {
+        st.metrics.cache_hits.inc();
+        return Ok(c);
+    }
+    st.metrics.cache_misses.inc();
     let mut sql = Sql::new("SELECT * FROM companies WHERE id = ");
     sql.bind(id);
-    one(sql.fetch_optional(&st.db.pool).await?)
+    let c: Company = one(sql.fetch_optional(&st.db.pool).await?)?;
+    st.cache.put(Key::Company(id), Entry::Company(c.clone()));
+    Ok(c)
 }
 
 async fn get_company(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
@@ -170,6 +178,7 @@ async fn update_company(
     JsonBody(b): JsonBody<CompanyInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    st.cache.evict(Key::Company(id));
     let mut sql = Sql::new("UPDATE companies SET name = ");
     sql.bind(String::from(b.name))
         .push(", domain = ")
@@ -184,6 +193,9 @@ async fn update_company(
         .fetch_optional(&st.db.pool)
         .await
         .map_err(|e| db_error(e, "name"))?;
+    // Evicted again after the write: a read racing the update may have
+    // cached the old row in between.
+    st.cache.evict(Key::Company(id));
     let c: Company = stale_or_missing(&st, "companies", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
@@ -193,14 +205,17 @@ async fn delete_company(
     Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    delete_row(
+    let res = delete_row(
         &st,
         "DELETE FROM companies WHERE id = ",
         "companies",
         id,
         &headers,
     )
-    .await
+    .await;
+    // Contacts of the company were unlinked by the database too.
+    st.cache.clear();
+    res
 }
 
 /// A contact as stored.
@@ -327,9 +342,16 @@ async fn create_contact(
 
 /// Fetch a contact by id.
 pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
+    if let Some(Entry::Contact(c)) = st.cache.get(Key::Contact(id)) {
+        st.metrics.cache_hits.inc();
+        return Ok(c);
+    }
+    st.metrics.cache_misses.inc();
     let mut sql = Sql::new("SELECT * FROM contacts WHERE id = ");
     sql.bind(id);
-    one(sql.fetch_optional(&st.db.pool).await?)
+    let c: Contact = one(sql.fetch_optional(&st.db.pool).await?)?;
+    st.cache.put(Key::Contact(id), Entry::Contact(c.clone()));
+    Ok(c)
 }
 
 async fn get_contact(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
@@ -344,6 +366,7 @@ async fn update_contact(
     JsonBody(b): JsonBody<ContactInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    st.cache.evict(Key::Contact(id));
     let mut sql = Sql::new("UPDATE contacts SET first_name = ");
     sql.bind(String::from(b.first_name))
         .push(", last_name = ")
@@ -360,6 +383,7 @@ async fn update_contact(
         .fetch_optional(&st.db.pool)
         .await
         .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
+    st.cache.evict(Key::Contact(id));
     let c: Contact = stale_or_missing(&st, "contacts", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
@@ -369,14 +393,16 @@ async fn delete_contact(
     Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    delete_row(
+    let res = delete_row(
         &st,
         "DELETE FROM contacts WHERE id = ",
         "contacts",
         id,
         &headers,
     )
-    .await
+    .await;
+    st.cache.evict(Key::Contact(id));
+    res
 }
 
 /// Decode exactly one row or answer 404.

@@ -1,6 +1,7 @@
 //! The CRM server: `app(state)` builds the whole HTTP service.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
 pub mod customers;
 pub mod db;
@@ -8,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod marketing;
+pub mod metrics;
 pub mod notes;
 pub mod ops;
 pub mod reports;
@@ -52,19 +54,25 @@ pub struct AppState {
     pub timeout: Duration,
     /// Body size limit in bytes.
     pub max_body_bytes: usize,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
+    /// Hot-read cache for companies and contacts.
+    pub cache: cache::Cache,
 }
 
 impl AppState {
     /// State for a migrated database, accepting `api_key`.
-    pub fn new(db: Db, api_key: &str, modules: Modules) -> Self {
-        Self {
+    pub fn new(db: Db, api_key: &str, modules: Modules) -> Result<Self, prometheus::Error> {
+        Ok(Self {
             db,
             key_digest: Arc::new(Sha256::digest(api_key.as_bytes()).into()),
             ready: Arc::new(AtomicBool::new(true)),
             modules,
             timeout: Duration::from_secs(30),
             max_body_bytes: 1_048_576,
-        }
+            metrics: metrics::Metrics::new()?,
+            cache: cache::Cache::new(10_000, Duration::from_secs(5)),
+        })
     }
 
     fn key_matches(&self, presented: &str) -> bool {
@@ -101,7 +109,12 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
         .nest("/api/v1", api)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -31,14 +31,20 @@ pub fn request_span<B>(req: &Request<B>) -> Span {
 
 /// Serve until SIGTERM or Ctrl-C: readiness turns false first, then the
 /// listener stops accepting and in-flight requests finish.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    drain_delay: std::time::Duration,
+) -> std::io::Result<()> {
     let ready = state.ready.clone();
     let app = crate::app(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            tracing::info!("shutting down: readiness false, draining requests");
+            tracing::info!("shutting down: readiness false");
             ready.store(false, Ordering::SeqCst);
+            tokio::time::sleep(drain_delay).await;
+            tracing::info!("closing listener, finishing in-flight requests");
         })
         .await
 }

@@ -101,7 +101,7 @@ impl TestApp {
         let (url, dir) = fresh_url(backend).await;
         let db = Db::connect(&url, 5).await.expect("connect");
         db.migrate().await.expect("migrate");
-        let state = AppState::new(db, KEY, modules);
+        let state = AppState::new(db, KEY, modules).expect("state");
         Self {
             router: app(state.clone()),
             state,
