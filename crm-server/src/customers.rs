@@ -1,11 +1,11 @@
 //! Customers: companies and contacts.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::cache::{Entry, Key};
@@ -20,23 +20,17 @@ use crate::http::{
 pub mod csv_io;
 
 /// Routes of the customers module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/companies", get(list_companies).post(create_company))
-        .route(
-            "/companies/{id}",
-            get(get_company).put(update_company).delete(delete_company),
-        )
-        .route("/contacts", get(list_contacts).post(create_contact))
-        .route(
-            "/contacts/{id}",
-            get(get_contact).put(update_contact).delete(delete_contact),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_companies, create_company))
+        .routes(routes!(get_company, update_company, delete_company))
+        .routes(routes!(list_contacts, create_contact))
+        .routes(routes!(get_contact, update_contact, delete_contact))
         .merge(csv_io::router())
 }
 
 /// A company as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Company {
     /// Id.
     pub id: i64,
@@ -55,7 +49,7 @@ pub struct Company {
 }
 
 /// Body to create or replace a company.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyInput {
     /// Name.
@@ -69,8 +63,9 @@ pub struct CompanyInput {
 }
 
 /// List filters shared by companies and contacts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Case-insensitive text search on names and emails.
     pub q: Option<String>,
@@ -103,6 +98,7 @@ pub fn date_range(sql: &mut Sql, from: Option<&str>, to: Option<&str>) -> ApiRes
     Ok(())
 }
 
+#[utoipa::path(get, path = "/companies", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Company>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_companies(
     State(st): State<AppState>,
     Q(p): Q<ListParams>,
@@ -129,6 +125,7 @@ async fn list_companies(
     Ok(axum::Json(make_page(items, offset, limit)))
 }
 
+#[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn create_company(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<CompanyInput>,
@@ -166,11 +163,13 @@ pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
     Ok(c)
 }
 
+#[utoipa::path(get, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn get_company(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_company(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
+#[utoipa::path(put, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = CompanyInput, responses((status = 200, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn update_company(
     State(st): State<AppState>,
     Id(id): Id,
@@ -200,6 +199,7 @@ async fn update_company(
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
+#[utoipa::path(delete, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn delete_company(
     State(st): State<AppState>,
     Id(id): Id,
@@ -219,7 +219,7 @@ async fn delete_company(
 }
 
 /// A contact as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Contact {
     /// Id.
     pub id: i64,
@@ -242,7 +242,7 @@ pub struct Contact {
 }
 
 /// Body to create or replace a contact.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     /// Given name.
@@ -259,6 +259,7 @@ pub struct ContactInput {
     pub company_id: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/contacts", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Contact>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_contacts(
     State(st): State<AppState>,
     Q(p): Q<ListParams>,
@@ -332,6 +333,7 @@ pub fn fk_field(e: ApiError, field: &str) -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn create_contact(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<ContactInput>,
@@ -354,11 +356,13 @@ pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
     Ok(c)
 }
 
+#[utoipa::path(get, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn get_contact(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_contact(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
+#[utoipa::path(put, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = ContactInput, responses((status = 200, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn update_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -388,6 +392,7 @@ async fn update_contact(
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
+#[utoipa::path(delete, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn delete_contact(
     State(st): State<AppState>,
     Id(id): Id,

@@ -10,6 +10,9 @@ pub enum ApiError {
     /// The resource does not exist (or its module is disabled).
     #[error("not found")]
     NotFound,
+    /// No route matches the path (or the route's module is disabled).
+    #[error("no such route")]
+    NoRoute,
     /// The request body or a parameter failed validation.
     #[error("invalid value at {field}: {message}")]
     Validation {
@@ -63,6 +66,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            NoRoute => (StatusCode::NOT_FOUND, "not-found", "No such route"),
             Validation { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
@@ -153,3 +157,19 @@ impl IntoResponse for ApiError {
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The problem+json body, for the OpenAPI document.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable problem type, e.g. `urn:crm:problem:validation`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Explanation.
+    pub detail: Option<String>,
+    /// Path of the offending field for validation and conflict problems.
+    pub field: Option<String>,
+}

@@ -157,7 +157,7 @@ pub fn with_etag<T: Serialize>(status: StatusCode, version: i64, body: &T) -> Re
 }
 
 /// One page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,

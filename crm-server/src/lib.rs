@@ -11,6 +11,7 @@ pub mod http;
 pub mod marketing;
 pub mod metrics;
 pub mod notes;
+pub mod openapi;
 pub mod ops;
 pub mod reports;
 pub mod sales;
@@ -33,6 +34,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Modules;
 use crate::db::Db;
@@ -84,7 +86,7 @@ impl AppState {
 /// The whole service: `/healthz`, `/readyz`, `/metrics` and `/api/v1`.
 pub fn app(state: AppState) -> Router {
     let m = state.modules;
-    let mut api = Router::new();
+    let mut api = OpenApiRouter::with_openapi(openapi::base());
     if m.customers {
         api = api
             .merge(customers::router())
@@ -102,20 +104,26 @@ pub fn app(state: AppState) -> Router {
     if m.reports {
         api = api.merge(reports::router());
     }
+    let (api, doc) = api.split_for_parts();
+    let doc = Arc::new(doc);
     let api = api
-        .fallback(|| async { ApiError::NotFound })
+        .fallback(|| async { ApiError::NoRoute })
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     let timeout = state.timeout;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || openapi::serve(doc.clone())),
+        )
         .nest("/api/v1", api)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
-        .fallback(|| async { ApiError::NotFound })
+        .fallback(|| async { ApiError::NoRoute })
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

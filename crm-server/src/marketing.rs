@@ -1,11 +1,11 @@
 //! Marketing: campaigns and the contacts they reach.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::customers::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
@@ -18,24 +18,16 @@ use crate::http::{
 };
 
 /// Routes of the marketing module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/campaigns", get(list_campaigns).post(create_campaign))
-        .route(
-            "/campaigns/{id}",
-            get(get_campaign)
-                .put(update_campaign)
-                .delete(delete_campaign),
-        )
-        .route("/campaigns/{id}/members", get(list_members))
-        .route(
-            "/campaigns/{id}/members/{contact_id}",
-            axum::routing::put(put_member).delete(delete_member),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_campaigns, create_campaign))
+        .routes(routes!(get_campaign, update_campaign, delete_campaign))
+        .routes(routes!(list_members))
+        .routes(routes!(put_member, delete_member))
 }
 
 /// A campaign as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Campaign {
     /// Id.
     pub id: i64,
@@ -66,7 +58,7 @@ fn default_status() -> CampaignStatus {
 }
 
 /// Body to create or replace a campaign.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
     /// Name.
@@ -101,8 +93,9 @@ impl CampaignInput {
 }
 
 /// Campaign list filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CampaignParams {
     /// Text search on the name.
     pub q: Option<String>,
@@ -122,6 +115,7 @@ pub struct CampaignParams {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/campaigns", tag = "marketing", params(CampaignParams), responses((status = 200, description = "Success", body = Page<Campaign>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_campaigns(
     State(st): State<AppState>,
     Q(p): Q<CampaignParams>,
@@ -153,6 +147,7 @@ async fn list_campaigns(
     Ok(axum::Json(make_page(items, offset, limit)))
 }
 
+#[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn create_campaign(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<CampaignInput>,
@@ -188,11 +183,13 @@ async fn fetch_campaign(st: &AppState, id: i64) -> ApiResult<Campaign> {
     one(sql.fetch_optional(&st.db.pool).await?)
 }
 
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn get_campaign(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_campaign(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
+#[utoipa::path(put, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), request_body = CampaignInput, responses((status = 200, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn update_campaign(
     State(st): State<AppState>,
     Id(id): Id,
@@ -221,6 +218,7 @@ async fn update_campaign(
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
+#[utoipa::path(delete, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn delete_campaign(
     State(st): State<AppState>,
     Id(id): Id,
@@ -237,7 +235,7 @@ async fn delete_campaign(
 }
 
 /// A contact reached by a campaign.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Member {
     /// Campaign.
     pub campaign_id: i64,
@@ -254,7 +252,7 @@ fn default_response() -> MemberResponse {
 }
 
 /// Body to add a member or change their response.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberInput {
     /// Response; `pending` when omitted.
@@ -263,8 +261,9 @@ pub struct MemberInput {
 }
 
 /// Member list filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MemberParams {
     /// Only this response.
     pub response: Option<String>,
@@ -274,6 +273,7 @@ pub struct MemberParams {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(put, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id"), ("contact_id" = i64, Path, description = "Contact id")), request_body = MemberInput, responses((status = 200, description = "Success", body = Member), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn put_member(
     State(st): State<AppState>,
     Ids(campaign, contact): Ids,
@@ -300,6 +300,7 @@ async fn put_member(
     Ok((StatusCode::OK, axum::Json(m)).into_response())
 }
 
+#[utoipa::path(delete, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id"), ("contact_id" = i64, Path, description = "Contact id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn delete_member(
     State(st): State<AppState>,
     Ids(campaign, contact): Ids,
@@ -312,6 +313,7 @@ async fn delete_member(
     }
 }
 
+#[utoipa::path(get, path = "/campaigns/{id}/members", tag = "marketing", params(("id" = i64, Path, description = "Resource id"), MemberParams), responses((status = 200, description = "Success", body = Page<Member>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_members(
     State(st): State<AppState>,
     Id(id): Id,

@@ -1,11 +1,11 @@
 //! Notes and activities: a timeline on contacts and deals.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::customers::one;
@@ -15,17 +15,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{Id, JsonBody, Page, Q, limit_offset, make_page, page_window};
 
 /// Timeline routes on contacts (customers module).
-pub fn contact_router() -> Router<AppState> {
-    Router::new().route("/contacts/{id}/notes", get(list_contact).post(add_contact))
+pub fn contact_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_contact, add_contact))
 }
 
 /// Timeline routes on deals (sales module).
-pub fn deal_router() -> Router<AppState> {
-    Router::new().route("/deals/{id}/notes", get(list_deal).post(add_deal))
+pub fn deal_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_deal, add_deal))
 }
 
 /// A timeline entry.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Note {
     /// Id.
     pub id: i64,
@@ -46,7 +46,7 @@ fn default_kind() -> NoteKind {
 }
 
 /// Body of a new timeline entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteInput {
     /// Kind; `note` when omitted.
@@ -57,8 +57,9 @@ pub struct NoteInput {
 }
 
 /// Timeline paging.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NoteParams {
     /// Cursor.
     pub cursor: Option<String>,
@@ -116,6 +117,7 @@ async fn list(st: &AppState, parent: Parent, id: i64, p: NoteParams) -> ApiResul
     Ok(make_page(items, offset, limit))
 }
 
+#[utoipa::path(post, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = NoteInput, responses((status = 201, description = "Success", body = Note), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn add_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -124,6 +126,7 @@ async fn add_contact(
     add(&st, Parent::Contact, id, b).await
 }
 
+#[utoipa::path(post, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id")), request_body = NoteInput, responses((status = 201, description = "Success", body = Note), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn add_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -132,6 +135,7 @@ async fn add_deal(
     add(&st, Parent::Deal, id, b).await
 }
 
+#[utoipa::path(get, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id"), NoteParams), responses((status = 200, description = "Success", body = Page<Note>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -140,6 +144,7 @@ async fn list_contact(
     list(&st, Parent::Contact, id, p).await.map(axum::Json)
 }
 
+#[utoipa::path(get, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id"), NoteParams), responses((status = 200, description = "Success", body = Page<Note>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_deal(
     State(st): State<AppState>,
     Id(id): Id,

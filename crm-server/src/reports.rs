@@ -1,9 +1,9 @@
 //! Reports: read-only aggregates over the other modules.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::db::{Sql, rows};
@@ -12,16 +12,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::Q;
 
 /// Routes of the reports module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/reports/pipeline", get(pipeline))
-        .route("/reports/revenue", get(revenue))
-        .route("/reports/tickets", get(tickets))
-        .route("/reports/campaigns", get(campaigns))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(pipeline))
+        .routes(routes!(revenue))
+        .routes(routes!(tickets))
+        .routes(routes!(campaigns))
 }
 
 /// Deals per stage and currency.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StageTotal {
     /// Stage.
     pub stage: String,
@@ -33,6 +33,7 @@ pub struct StageTotal {
     pub total_minor: i64,
 }
 
+#[utoipa::path(get, path = "/reports/pipeline", tag = "reports", responses((status = 200, description = "Success", body = Vec<StageTotal>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn pipeline(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<StageTotal>>> {
     // Casts keep the aggregate types integral on PostgreSQL (SUM is NUMERIC).
     let sql = Sql::new(
@@ -44,7 +45,7 @@ async fn pipeline(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<StageT
 }
 
 /// Won revenue in one month and currency.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MonthRevenue {
     /// `YYYY-MM`.
     pub month: String,
@@ -57,8 +58,9 @@ pub struct MonthRevenue {
 }
 
 /// Date range of a report.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// First day included.
     pub from: Option<String>,
@@ -66,6 +68,7 @@ pub struct RangeParams {
     pub to: Option<String>,
 }
 
+#[utoipa::path(get, path = "/reports/revenue", tag = "reports", params(RangeParams), responses((status = 200, description = "Success", body = Vec<MonthRevenue>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn revenue(
     State(st): State<AppState>,
     Q(p): Q<RangeParams>,
@@ -89,7 +92,7 @@ async fn revenue(
 }
 
 /// Service statistics.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TicketStats {
     /// Tickets open or pending.
     pub open: i64,
@@ -111,6 +114,7 @@ struct TicketTimes {
     rating: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/reports/tickets", tag = "reports", responses((status = 200, description = "Success", body = TicketStats), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn tickets(State(st): State<AppState>) -> ApiResult<axum::Json<TicketStats>> {
     // Aggregated here rather than in SQL: date arithmetic differs per dialect.
     let sql = Sql::new("SELECT status, created_at, resolved_at, rating FROM tickets");
@@ -143,7 +147,7 @@ fn mean(values: impl ExactSizeIterator<Item = f64>) -> Option<f64> {
 }
 
 /// Conversion of one campaign.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CampaignConversion {
     /// Campaign id.
     pub campaign_id: i64,
@@ -157,6 +161,7 @@ pub struct CampaignConversion {
     pub converted: i64,
 }
 
+#[utoipa::path(get, path = "/reports/campaigns", tag = "reports", responses((status = 200, description = "Success", body = Vec<CampaignConversion>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn campaigns(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<CampaignConversion>>> {
     let sql = Sql::new(
         "SELECT c.id AS campaign_id, c.name AS name, CAST(COUNT(m.contact_id) AS BIGINT) AS members, \

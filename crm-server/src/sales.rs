@@ -1,11 +1,11 @@
 //! Sales: deals moving through pipeline stages, and orders from won deals.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::customers::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
@@ -18,20 +18,17 @@ use crate::http::{
 };
 
 /// Routes of the sales module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/deals", get(list_deals).post(create_deal))
-        .route(
-            "/deals/{id}",
-            get(get_deal).put(update_deal).delete(delete_deal),
-        )
-        .route("/deals/{id}/order", post(create_order))
-        .route("/orders", get(list_orders))
-        .route("/orders/{id}", get(get_order))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_deals, create_deal))
+        .routes(routes!(get_deal, update_deal, delete_deal))
+        .routes(routes!(create_order))
+        .routes(routes!(list_orders))
+        .routes(routes!(get_order))
 }
 
 /// A deal as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Deal {
     /// Id.
     pub id: i64,
@@ -66,7 +63,7 @@ fn default_stage() -> DealStage {
 }
 
 /// Body to create or replace a deal.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealInput {
     /// Title.
@@ -92,8 +89,9 @@ pub struct DealInput {
 }
 
 /// Deal list filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DealParams {
     /// Text search on the title.
     pub q: Option<String>,
@@ -115,6 +113,7 @@ pub struct DealParams {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/deals", tag = "sales", params(DealParams), responses((status = 200, description = "Success", body = Page<Deal>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_deals(
     State(st): State<AppState>,
     Q(p): Q<DealParams>,
@@ -158,6 +157,7 @@ fn ref_error(e: sqlx::Error) -> ApiError {
     fk_field(db_error(e, "id"), "company_id or contact_id")
 }
 
+#[utoipa::path(post, path = "/deals", tag = "sales", request_body = DealInput, responses((status = 201, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn create_deal(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<DealInput>,
@@ -198,11 +198,13 @@ async fn fetch_deal(st: &AppState, id: i64) -> ApiResult<Deal> {
     one(sql.fetch_optional(&st.db.pool).await?)
 }
 
+#[utoipa::path(get, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn get_deal(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let d = fetch_deal(&st, id).await?;
     Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
+#[utoipa::path(put, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), request_body = DealInput, responses((status = 200, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn update_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -242,6 +244,7 @@ async fn update_deal(
     Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
+#[utoipa::path(delete, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn delete_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -258,7 +261,7 @@ async fn delete_deal(
 }
 
 /// An order created from a won deal.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Order {
     /// Id.
     pub id: i64,
@@ -272,6 +275,7 @@ pub struct Order {
     pub created_at: String,
 }
 
+#[utoipa::path(post, path = "/deals/{id}/order", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 201, description = "Success", body = Order), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn create_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let deal = fetch_deal(&st, id).await?;
     if deal.stage != DealStage::Won.as_str() {
@@ -297,8 +301,9 @@ async fn create_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<Respo
 }
 
 /// Order list parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OrderParams {
     /// Created on or after.
     pub created_from: Option<String>,
@@ -312,6 +317,7 @@ pub struct OrderParams {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/orders", tag = "sales", params(OrderParams), responses((status = 200, description = "Success", body = Page<Order>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_orders(
     State(st): State<AppState>,
     Q(p): Q<OrderParams>,
@@ -329,6 +335,7 @@ async fn list_orders(
     Ok(axum::Json(make_page(items, offset, limit)))
 }
 
+#[utoipa::path(get, path = "/orders/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Order), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn get_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<axum::Json<Order>> {
     let mut sql = Sql::new("SELECT * FROM orders WHERE id = ");
     sql.bind(id);

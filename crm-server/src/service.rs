@@ -1,11 +1,11 @@
 //! Service: support tickets and the customer's feedback on them.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::customers::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
@@ -18,18 +18,15 @@ use crate::http::{
 };
 
 /// Routes of the service module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tickets", get(list_tickets).post(create_ticket))
-        .route(
-            "/tickets/{id}",
-            get(get_ticket).put(update_ticket).delete(delete_ticket),
-        )
-        .route("/tickets/{id}/feedback", put(put_feedback))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tickets, create_ticket))
+        .routes(routes!(get_ticket, update_ticket, delete_ticket))
+        .routes(routes!(put_feedback))
 }
 
 /// A ticket as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Ticket {
     /// Id.
     pub id: i64,
@@ -65,7 +62,7 @@ fn default_priority() -> Priority {
 }
 
 /// Body to create or replace a ticket.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketInput {
     /// Subject.
@@ -85,7 +82,7 @@ pub struct TicketInput {
 }
 
 /// The customer's feedback.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackInput {
     /// 1 to 5.
@@ -96,8 +93,9 @@ pub struct FeedbackInput {
 }
 
 /// Ticket list filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TicketParams {
     /// Text search on the subject.
     pub q: Option<String>,
@@ -119,6 +117,7 @@ pub struct TicketParams {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/tickets", tag = "service", params(TicketParams), responses((status = 200, description = "Success", body = Page<Ticket>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn list_tickets(
     State(st): State<AppState>,
     Q(p): Q<TicketParams>,
@@ -157,6 +156,7 @@ fn is_done(s: TicketStatus) -> bool {
     matches!(s, TicketStatus::Resolved | TicketStatus::Closed)
 }
 
+#[utoipa::path(post, path = "/tickets", tag = "service", request_body = TicketInput, responses((status = 201, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn create_ticket(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<TicketInput>,
@@ -186,6 +186,7 @@ async fn create_ticket(
     Ok(with_etag(StatusCode::CREATED, t.version, &t))
 }
 
+#[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn get_ticket(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let mut sql = Sql::new("SELECT * FROM tickets WHERE id = ");
     sql.bind(id);
@@ -193,6 +194,7 @@ async fn get_ticket(State(st): State<AppState>, Id(id): Id) -> ApiResult<Respons
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
+#[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn update_ticket(
     State(st): State<AppState>,
     Id(id): Id,
@@ -230,6 +232,7 @@ async fn update_ticket(
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
+#[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(("id" = i64, Path, description = "Resource id")), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn put_feedback(
     State(st): State<AppState>,
     Id(id): Id,
@@ -251,6 +254,7 @@ async fn put_feedback(
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
+#[utoipa::path(delete, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn delete_ticket(
     State(st): State<AppState>,
     Id(id): Id,

@@ -252,3 +252,57 @@ both!(sql_metacharacters_are_data, |app: TestApp| async move {
     let r: Value = app.call(Method::GET, "/api/v1/companies", None).await.body;
     assert_eq!(r["items"].as_array().map(Vec::len), Some(1));
 });
+
+both!(csv_import_export, |app: TestApp| async move {
+    let csv = "name,domain,industry\nAcme,acme.io,tools\nGlobex,,\n";
+    let r = app
+        .post_raw("/api/v1/companies.csv", "text/csv", csv.as_bytes().to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["imported"], 2);
+    let csv =
+        "first_name,last_name,email,phone,company_id\nAda,L,ada@x.io,,1\nBob,M,bob@x.io,+1 555,\n";
+    let r = app
+        .post_raw("/api/v1/contacts.csv", "text/csv", csv.as_bytes().to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let out = app.call(Method::GET, "/api/v1/contacts.csv", None).await;
+    let text = String::from_utf8(out.raw).expect("utf8");
+    assert!(text.starts_with("id,company_id,first_name"), "{text}");
+    assert!(text.contains("ada@x.io") && text.contains("bob@x.io"));
+    // An export re-imports elsewhere, but here every email is taken: 409, nothing written.
+    let r = app
+        .post_raw("/api/v1/contacts.csv", "text/csv", text.into_bytes())
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let bad = "first_name,last_name,email\nOk,Row,ok@x.io\nBad,Row,not-an-email\n";
+    let r = app
+        .post_raw("/api/v1/contacts.csv", "text/csv", bad.as_bytes().to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "[2].email");
+    let r = app
+        .post_raw(
+            "/api/v1/contacts.csv",
+            "text/csv",
+            b"a,b\n\xff,\xfe\n".to_vec(),
+        )
+        .await;
+    assert!(
+        r.status.is_client_error() && r.is_problem(),
+        "{:?}",
+        r.status
+    );
+    let list = app.call(Method::GET, "/api/v1/contacts", None).await;
+    assert_eq!(
+        list.body["items"].as_array().map(Vec::len),
+        Some(2),
+        "no partial import"
+    );
+    let companies = app.call(Method::GET, "/api/v1/companies.csv", None).await;
+    assert!(
+        String::from_utf8(companies.raw)
+            .expect("utf8")
+            .contains("Globex")
+    );
+});

@@ -33,6 +33,15 @@ macro_rules! text_type {
                 v.0
             }
         }
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .build()
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -129,6 +138,16 @@ macro_rules! enum_type {
         impl From<$name> for String {
             fn from(v: $name) -> String { v.as_str().to_string() }
         }
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .enum_values(Some([$($s),+]))
+                    .build()
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -189,6 +208,19 @@ impl TryFrom<i64> for MinorUnits {
         Self::parse(v)
     }
 }
+impl utoipa::PartialSchema for MinorUnits {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .description(Some("0 ..= 10^15-1"))
+            .build()
+            .into()
+    }
+}
+impl utoipa::ToSchema for MinorUnits {}
 impl From<MinorUnits> for i64 {
     fn from(v: MinorUnits) -> i64 {
         v.0
@@ -220,6 +252,19 @@ impl TryFrom<i64> for Rating {
         Self::parse(v)
     }
 }
+impl utoipa::PartialSchema for Rating {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .description(Some("1 ..= 5"))
+            .build()
+            .into()
+    }
+}
+impl utoipa::ToSchema for Rating {}
 impl From<Rating> for i64 {
     fn from(v: Rating) -> i64 {
         v.0
