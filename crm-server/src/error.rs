@@ -13,6 +13,12 @@ pub enum ApiError {
     /// No route matches the path (or the route's module is disabled).
     #[error("no such route")]
     NoRoute,
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request took longer than the configured timeout.
+    #[error("request timed out")]
+    Timeout,
     /// The request body or a parameter failed validation.
     #[error("invalid value at {field}: {message}")]
     Validation {
@@ -67,6 +73,12 @@ impl ApiError {
         match self {
             NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             NoRoute => (StatusCode::NOT_FOUND, "not-found", "No such route"),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout", "Request timed out"),
             Validation { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",

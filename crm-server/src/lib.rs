@@ -32,7 +32,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -108,6 +107,7 @@ pub fn app(state: AppState) -> Router {
     let doc = Arc::new(doc);
     let api = api
         .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     let timeout = state.timeout;
     Router::new()
@@ -125,10 +125,9 @@ pub fn app(state: AppState) -> Router {
         ))
         .fallback(|| async { ApiError::NoRoute })
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn(move |req, next| {
+            with_timeout(timeout, req, next)
+        }))
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(ops::request_span))
@@ -145,6 +144,15 @@ async fn require_key(State(state): State<AppState>, req: Request, next: Next) ->
     match presented {
         Some(k) if state.key_matches(k.trim()) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Answer 408 problem+json when a request outlives `limit`. Dropping the
+/// handler future rolls back any open transaction, so no partial write.
+async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::Timeout.into_response(),
     }
 }
 

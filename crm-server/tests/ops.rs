@@ -122,3 +122,42 @@ async fn metrics_gzip_and_request_id() {
         "generated when absent"
     );
 }
+
+#[tokio::test]
+async fn brotli_timeout_and_405_are_handled() {
+    let app = TestApp::new(common::Backend::Sqlite).await;
+    for i in 0..40 {
+        app.call(
+            Method::POST,
+            "/api/v1/companies",
+            Some(json!({"name": format!("Co {i}")})),
+        )
+        .await;
+    }
+    let req = Request::get("/api/v1/companies?limit=200")
+        .header(header::AUTHORIZATION, format!("Bearer {}", common::KEY))
+        .header(header::ACCEPT_ENCODING, "br")
+        .body(Body::empty())
+        .expect("req");
+    let r = app.send(req).await;
+    assert_eq!(
+        r.headers
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.as_bytes()),
+        Some(&b"br"[..])
+    );
+    let r = app.call(Method::PATCH, "/api/v1/companies", None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.is_problem());
+
+    let mut state = app.state.clone();
+    state.timeout = std::time::Duration::ZERO;
+    let slow = TestApp {
+        router: crm_server::app(state.clone()),
+        state,
+        ..app
+    };
+    let r = slow.call(Method::GET, "/api/v1/companies", None).await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
+    assert!(r.is_problem());
+}

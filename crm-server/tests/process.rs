@@ -211,3 +211,32 @@ fn help_documents_every_setting() {
         assert!(help.contains(var), "--help lacks {var}");
     }
 }
+
+#[test]
+fn local_run_generates_and_prints_a_key() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crm-server"))
+        .env_remove("CRM_API_KEY")
+        .env_remove("CRM_REQUIRE_API_KEY")
+        .env("CRM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read");
+    let key = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("generated API key"), "{line}");
+    assert!(key.len() >= 32, "{key}");
+}

@@ -28,7 +28,7 @@ pub enum Backend {
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
-    _dir: Option<tempfile::TempDir>,
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 /// A response, body parsed as JSON when possible.
