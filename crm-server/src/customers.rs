@@ -12,10 +12,8 @@ use crate::cache::{Entry, Key};
 use crate::db::{Sql, now, rows};
 use crate::domain::{Date, Email, Name};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{
-    Id, JsonBody, Page, Q, if_match, limit_offset, make_page, order_by, page_window,
-    require_if_match, with_etag,
-};
+use crate::http::{Id, JsonBody, Page, Q, if_match, require_if_match, with_etag};
+use crate::pagination::Lister;
 
 pub mod csv_io;
 
@@ -103,7 +101,6 @@ async fn list_companies(
     State(st): State<AppState>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<axum::Json<Page<Company>>> {
-    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
     let mut sql = Sql::new("SELECT * FROM companies WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
         let pat = crate::http::like_pattern(q);
@@ -115,14 +112,15 @@ async fn list_companies(
             .push(" ESCAPE '\\')");
     }
     date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
-    order_by(
-        &mut sql,
+    let lister = Lister::new(
         p.sort.as_deref(),
+        p.cursor.as_deref(),
+        p.limit,
         &[("name", "name"), ("created_at", "created_at")],
     )?;
-    limit_offset(&mut sql, offset, limit);
+    lister.apply(&mut sql);
     let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(make_page(items, offset, limit)))
+    Ok(axum::Json(lister.page(items)))
 }
 
 #[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
@@ -264,7 +262,6 @@ async fn list_contacts(
     State(st): State<AppState>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<axum::Json<Page<Contact>>> {
-    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
     let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
         let pat = crate::http::like_pattern(q);
@@ -286,10 +283,10 @@ async fn list_contacts(
         ("email", "email"),
         ("created_at", "created_at"),
     ];
-    order_by(&mut sql, p.sort.as_deref(), &allowed)?;
-    limit_offset(&mut sql, offset, limit);
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
     let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(make_page(items, offset, limit)))
+    Ok(axum::Json(lister.page(items)))
 }
 
 /// Insert a contact (used by the API and CSV import).

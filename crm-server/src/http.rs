@@ -7,7 +7,6 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -166,48 +165,10 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Default and maximum page sizes.
+/// Default page size.
 pub const DEFAULT_LIMIT: i64 = 50;
 /// Largest page a client may ask for.
 pub const MAX_LIMIT: i64 = 200;
-
-/// Where a page starts. The cursor is opaque to clients: base64 of
-/// `o:<offset>`.
-pub fn page_window(cursor: Option<&str>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let offset = match cursor {
-        None => 0,
-        Some(c) => decode_cursor(c).ok_or_else(|| ApiError::invalid("cursor", "invalid cursor"))?,
-    };
-    Ok((offset, limit))
-}
-
-fn decode_cursor(c: &str) -> Option<i64> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    s.strip_prefix("o:")?
-        .parse::<i64>()
-        .ok()
-        .filter(|o| *o >= 0 && *o < 1 << 40)
-}
-
-/// Build a page from `limit + 1` fetched rows.
-pub fn make_page<T>(mut items: Vec<T>, offset: i64, limit: i64) -> Page<T> {
-    let more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_cursor = more.then(|| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{}", offset + limit))
-    });
-    Page { items, next_cursor }
-}
 
 /// Escape `%`, `_` and `\` for a LIKE pattern (used with `ESCAPE '\'`).
 pub fn like_pattern(q: &str) -> String {
@@ -220,40 +181,4 @@ pub fn like_pattern(q: &str) -> String {
     }
     out.push('%');
     out
-}
-
-/// Append `ORDER BY` for `sort` (`field` or `-field` for descending), chosen
-/// from `allowed` (wire name, column); ties are broken by id so pages are
-/// stable.
-pub fn order_by(
-    sql: &mut crate::db::Sql,
-    sort: Option<&str>,
-    allowed: &[(&str, &'static str)],
-) -> Result<(), ApiError> {
-    let sort = sort.unwrap_or("id");
-    let (desc, name) = match sort.strip_prefix('-') {
-        Some(n) => (true, n),
-        None => (false, sort),
-    };
-    let col = allowed
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, c)| *c)
-        .or((name == "id").then_some("id"))
-        .ok_or_else(|| ApiError::invalid("sort", "unknown sort field"))?;
-    sql.push(" ORDER BY ").push(col);
-    sql.push(if desc {
-        " DESC, id DESC"
-    } else {
-        " ASC, id ASC"
-    });
-    Ok(())
-}
-
-/// Append `LIMIT`/`OFFSET` fetching one extra row to detect a next page.
-pub fn limit_offset(sql: &mut crate::db::Sql, offset: i64, limit: i64) {
-    sql.push(" LIMIT ")
-        .bind(limit + 1)
-        .push(" OFFSET ")
-        .bind(offset);
 }

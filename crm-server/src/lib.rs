@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notes;
 pub mod openapi;
 pub mod ops;
+pub mod pagination;
 pub mod reports;
 pub mod sales;
 pub mod seed;
@@ -126,7 +127,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NoRoute })
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn(move |req, next| {
-            with_timeout(timeout, req, next)
+            ops::with_timeout(timeout, req, next)
         }))
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -144,15 +145,6 @@ async fn require_key(State(state): State<AppState>, req: Request, next: Next) ->
     match presented {
         Some(k) if state.key_matches(k.trim()) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
-    }
-}
-
-/// Answer 408 problem+json when a request outlives `limit`. Dropping the
-/// handler future rolls back any open transaction, so no partial write.
-async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => ApiError::Timeout.into_response(),
     }
 }
 

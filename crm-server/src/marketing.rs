@@ -12,10 +12,8 @@ use crate::customers::{date_range, delete_row, fk_field, one, stale_or_missing, 
 use crate::db::{Sql, now, rows};
 use crate::domain::{CampaignStatus, Channel, Currency, Date, MemberResponse, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{
-    Id, Ids, JsonBody, Page, Q, like_pattern, limit_offset, make_page, order_by, page_window,
-    require_if_match, with_etag,
-};
+use crate::http::{Id, Ids, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
+use crate::pagination::Lister;
 
 /// Routes of the marketing module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -120,7 +118,6 @@ async fn list_campaigns(
     State(st): State<AppState>,
     Q(p): Q<CampaignParams>,
 ) -> ApiResult<axum::Json<Page<Campaign>>> {
-    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
     let mut sql = Sql::new("SELECT * FROM campaigns WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
         sql.push(" AND LOWER(name) LIKE ")
@@ -138,13 +135,13 @@ async fn list_campaigns(
     date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
     let allowed = [
         ("name", "name"),
-        ("starts_on", "starts_on"),
+        ("starts_on", "COALESCE(starts_on, '')"),
         ("created_at", "created_at"),
     ];
-    order_by(&mut sql, p.sort.as_deref(), &allowed)?;
-    limit_offset(&mut sql, offset, limit);
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
     let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(make_page(items, offset, limit)))
+    Ok(axum::Json(lister.page(items)))
 }
 
 #[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
@@ -320,15 +317,20 @@ async fn list_members(
     Q(p): Q<MemberParams>,
 ) -> ApiResult<axum::Json<Page<Member>>> {
     fetch_campaign(&st, id).await?;
-    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
+    let lister = Lister::new(
+        Some("contact_id"),
+        p.cursor.as_deref(),
+        p.limit,
+        &[("contact_id", "contact_id")],
+    )?
+    .with_tie("contact_id");
     let mut sql = Sql::new("SELECT * FROM campaign_members WHERE campaign_id = ");
     sql.bind(id);
     if let Some(r) = p.response.as_deref() {
         let r = MemberResponse::parse(r).map_err(|m| ApiError::invalid("response", m))?;
         sql.push(" AND response = ").bind(r.as_str());
     }
-    sql.push(" ORDER BY contact_id");
-    limit_offset(&mut sql, offset, limit);
+    lister.apply(&mut sql);
     let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(make_page(items, offset, limit)))
+    Ok(axum::Json(lister.page(items)))
 }

@@ -12,7 +12,8 @@ use crate::customers::one;
 use crate::db::{Sql, now, rows};
 use crate::domain::{NoteKind, Text};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Id, JsonBody, Page, Q, limit_offset, make_page, page_window};
+use crate::http::{Id, JsonBody, Page, Q};
+use crate::pagination::Lister;
 
 /// Timeline routes on contacts (customers module).
 pub fn contact_router() -> OpenApiRouter<AppState> {
@@ -106,15 +107,21 @@ async fn add(st: &AppState, parent: Parent, id: i64, b: NoteInput) -> ApiResult<
 }
 
 async fn list(st: &AppState, parent: Parent, id: i64, p: NoteParams) -> ApiResult<Page<Note>> {
-    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
+    // The timeline is newest first.
+    let lister = Lister::new(
+        Some("-created_at"),
+        p.cursor.as_deref(),
+        p.limit,
+        &[("created_at", "created_at")],
+    )?;
     let mut sql = Sql::new(match parent {
         Parent::Contact => "SELECT * FROM notes WHERE contact_id = ",
         Parent::Deal => "SELECT * FROM notes WHERE deal_id = ",
     });
-    sql.bind(id).push(" ORDER BY created_at DESC, id DESC");
-    limit_offset(&mut sql, offset, limit);
+    sql.bind(id);
+    lister.apply(&mut sql);
     let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(make_page(items, offset, limit))
+    Ok(lister.page(items))
 }
 
 #[utoipa::path(post, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = NoteInput, responses((status = 201, description = "Success", body = Note), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]

@@ -2,7 +2,13 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::http::Request;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
 use tracing::Span;
 
 use crate::AppState;
@@ -20,7 +26,7 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// A span per request carrying its `x-request-id`.
-pub fn request_span<B>(req: &Request<B>) -> Span {
+pub fn request_span<B>(req: &axum::http::Request<B>) -> Span {
     let id = req
         .headers()
         .get("x-request-id")
@@ -65,4 +71,13 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Answer 408 problem+json when a request outlives `limit`. Dropping the
+/// handler future rolls back any open transaction, so no partial write.
+pub async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
 }

@@ -12,10 +12,8 @@ use crate::customers::{date_range, delete_row, fk_field, one, stale_or_missing, 
 use crate::db::{Sql, now, rows};
 use crate::domain::{Currency, Date, DealStage, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{
-    Id, JsonBody, Page, Q, like_pattern, limit_offset, make_page, order_by, page_window,
-    require_if_match, with_etag,
-};
+use crate::http::{Id, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
+use crate::pagination::Lister;
 
 /// Routes of the sales module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -118,7 +116,6 @@ async fn list_deals(
     State(st): State<AppState>,
     Q(p): Q<DealParams>,
 ) -> ApiResult<axum::Json<Page<Deal>>> {
-    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
     let mut sql = Sql::new("SELECT * FROM deals WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
         sql.push(" AND LOWER(title) LIKE ")
@@ -139,14 +136,14 @@ async fn list_deals(
     let allowed = [
         ("title", "title"),
         ("amount_minor", "amount_minor"),
-        ("expected_close", "expected_close"),
+        ("expected_close", "COALESCE(expected_close, '')"),
         ("created_at", "created_at"),
         ("stage", "stage"),
     ];
-    order_by(&mut sql, p.sort.as_deref(), &allowed)?;
-    limit_offset(&mut sql, offset, limit);
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
     let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(make_page(items, offset, limit)))
+    Ok(axum::Json(lister.page(items)))
 }
 
 fn closes(stage: DealStage) -> bool {
@@ -322,17 +319,16 @@ async fn list_orders(
     State(st): State<AppState>,
     Q(p): Q<OrderParams>,
 ) -> ApiResult<axum::Json<Page<Order>>> {
-    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
     let mut sql = Sql::new("SELECT * FROM orders WHERE 1=1");
     date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
     let allowed = [
         ("amount_minor", "amount_minor"),
         ("created_at", "created_at"),
     ];
-    order_by(&mut sql, p.sort.as_deref(), &allowed)?;
-    limit_offset(&mut sql, offset, limit);
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
     let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(make_page(items, offset, limit)))
+    Ok(axum::Json(lister.page(items)))
 }
 
 #[utoipa::path(get, path = "/orders/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Order), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]

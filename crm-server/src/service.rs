@@ -12,10 +12,8 @@ use crate::customers::{date_range, delete_row, fk_field, one, stale_or_missing, 
 use crate::db::{Sql, now, rows};
 use crate::domain::{Name, Priority, Rating, Text, TicketStatus};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{
-    Id, JsonBody, Page, Q, if_match, like_pattern, limit_offset, make_page, order_by, page_window,
-    require_if_match, with_etag,
-};
+use crate::http::{Id, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag};
+use crate::pagination::Lister;
 
 /// Routes of the service module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -122,7 +120,6 @@ async fn list_tickets(
     State(st): State<AppState>,
     Q(p): Q<TicketParams>,
 ) -> ApiResult<axum::Json<Page<Ticket>>> {
-    let (offset, limit) = page_window(p.cursor.as_deref(), p.limit)?;
     let mut sql = Sql::new("SELECT * FROM tickets WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
         sql.push(" AND LOWER(subject) LIKE ")
@@ -146,10 +143,10 @@ async fn list_tickets(
         ("subject", "subject"),
         ("status", "status"),
     ];
-    order_by(&mut sql, p.sort.as_deref(), &allowed)?;
-    limit_offset(&mut sql, offset, limit);
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
     let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(make_page(items, offset, limit)))
+    Ok(axum::Json(lister.page(items)))
 }
 
 fn is_done(s: TicketStatus) -> bool {

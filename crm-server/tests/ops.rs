@@ -150,14 +150,27 @@ async fn brotli_timeout_and_405_are_handled() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.is_problem());
 
-    let mut state = app.state.clone();
-    state.timeout = std::time::Duration::ZERO;
-    let slow = TestApp {
-        router: crm_server::app(state.clone()),
-        state,
-        ..app
-    };
-    let r = slow.call(Method::GET, "/api/v1/companies", None).await;
-    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
-    assert!(r.is_problem());
+    // The middleware the app installs, on a handler slower than the limit.
+    let slow = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .layer(axum::middleware::from_fn(|req, next| {
+            crm_server::ops::with_timeout(std::time::Duration::from_millis(50), req, next)
+        }));
+    let res = tower::ServiceExt::oneshot(
+        slow,
+        Request::get("/slow").body(Body::empty()).expect("req"),
+    )
+    .await
+    .expect("infallible");
+    assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
 }
