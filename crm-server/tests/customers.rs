@@ -306,3 +306,42 @@ both!(csv_import_export, |app: TestApp| async move {
             .contains("Globex")
     );
 });
+
+both!(
+    hostile_query_strings_are_4xx_or_empty,
+    |app: TestApp| async move {
+        for q in [
+            "q=%00",
+            "q=%FF%FE",
+            "q=a%00b",
+            "company_id=abc",
+            "company_id=99999999999999999999",
+            "limit=-1",
+            "cursor=",
+            "created_to=yesterday",
+            "unknown=1",
+        ] {
+            for base in [
+                "/api/v1/contacts",
+                "/api/v1/companies",
+                "/api/v1/deals?owner=%00&x=1",
+            ] {
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let r = app
+                    .call(Method::GET, &format!("{base}{sep}{q}"), None)
+                    .await;
+                assert!(
+                    r.status.is_client_error() || r.status == StatusCode::OK,
+                    "{base} {q}: {:?}",
+                    r.status
+                );
+                if r.status != StatusCode::OK {
+                    assert!(r.is_problem(), "{base} {q}");
+                }
+            }
+        }
+        let nul = json!({"name": "a\u{0}b"});
+        let r = app.call(Method::POST, "/api/v1/companies", Some(nul)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+);
