@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -10,10 +10,11 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::cache::{Entry, Key};
 use crate::db::{Sql, now, rows};
-use crate::domain::{Date, Email, Name};
-use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{Id, JsonBody, Page, Q, if_match, require_if_match, with_etag};
+use crate::domain::{Email, Name};
+use crate::error::{ApiResult, db_error};
+use crate::http::{Id, JsonBody, Page, Q, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 pub mod csv_io;
 
@@ -79,21 +80,6 @@ pub struct ListParams {
     pub cursor: Option<String>,
     /// Page size, 1..=200.
     pub limit: Option<i64>,
-}
-
-/// Append created_at date-range conditions.
-pub fn date_range(sql: &mut Sql, from: Option<&str>, to: Option<&str>) -> ApiResult<()> {
-    if let Some(f) = from {
-        let d = Date::parse(f).map_err(|m| ApiError::invalid("created_from", m))?;
-        sql.push(" AND created_at >= ").bind(d.as_str());
-    }
-    if let Some(t) = to {
-        let d = Date::parse(t).map_err(|m| ApiError::invalid("created_to", m))?;
-        // Inclusive: everything before the next day starts.
-        sql.push(" AND created_at < ")
-            .bind(format!("{}T99", d.as_str()));
-    }
-    Ok(())
 }
 
 #[utoipa::path(get, path = "/companies", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Company>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
@@ -319,17 +305,6 @@ where
     one(row)
 }
 
-/// Name the field of a foreign-key violation.
-pub fn fk_field(e: ApiError, field: &str) -> ApiError {
-    match e {
-        ApiError::Validation { field: f, message } if f.is_empty() => ApiError::Validation {
-            field: field.to_string(),
-            message,
-        },
-        other => other,
-    }
-}
-
 #[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn create_contact(
     State(st): State<AppState>,
@@ -405,74 +380,4 @@ async fn delete_contact(
     .await;
     st.cache.evict(Key::Contact(id));
     res
-}
-
-/// Decode exactly one row or answer 404.
-pub fn one<T>(row: Option<sqlx::any::AnyRow>) -> ApiResult<T>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
-{
-    let row = row.ok_or(ApiError::NotFound)?;
-    T::from_row(&row).map_err(ApiError::Database)
-}
-
-/// Restrict an UPDATE/DELETE to the expected version, and return the row.
-pub fn versioned(sql: &mut Sql, expected: Option<i64>) {
-    if let Some(v) = expected {
-        sql.push(" AND version = ").bind(v);
-    }
-    sql.push(" RETURNING *");
-}
-
-/// After a versioned write matched nothing: 412 if the row exists, else 404.
-pub async fn stale_or_missing<T>(
-    st: &AppState,
-    table: &'static str,
-    id: i64,
-    row: Option<sqlx::any::AnyRow>,
-) -> ApiResult<T>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
-{
-    if row.is_some() {
-        return one(row);
-    }
-    let mut sql = Sql::new("SELECT id FROM ");
-    sql.push(table).push(" WHERE id = ").bind(id);
-    match sql.fetch_optional(&st.db.pool).await? {
-        Some(_) => Err(ApiError::PreconditionFailed),
-        None => Err(ApiError::NotFound),
-    }
-}
-
-/// Delete a versioned row; If-Match is optional here but honoured.
-pub async fn delete_row(
-    st: &AppState,
-    delete: &'static str,
-    table: &'static str,
-    id: i64,
-    headers: &HeaderMap,
-) -> ApiResult<StatusCode> {
-    let expected = if_match(headers)?;
-    let mut sql = Sql::new(delete);
-    sql.bind(id);
-    versioned(&mut sql, expected);
-    let row = sql
-        .fetch_optional(&st.db.pool)
-        .await
-        .map_err(|e| db_error(e, "id"))?;
-    stale_or_missing::<IdOnly>(st, table, id, row).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(sqlx::FromRow)]
-struct IdOnly {
-    #[allow(dead_code)]
-    id: i64,
-}
-
-impl IntoResponse for Company {
-    fn into_response(self) -> Response {
-        with_etag(StatusCode::OK, self.version, &self)
-    }
 }

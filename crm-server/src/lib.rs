@@ -18,6 +18,7 @@ pub mod reports;
 pub mod sales;
 pub mod seed;
 pub mod service;
+pub mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

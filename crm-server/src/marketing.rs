@@ -8,12 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::customers::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 use crate::db::{Sql, now, rows};
 use crate::domain::{CampaignStatus, Channel, Currency, Date, MemberResponse, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, Ids, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 /// Routes of the marketing module.
 pub fn router() -> OpenApiRouter<AppState> {

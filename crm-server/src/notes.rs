@@ -8,12 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::customers::one;
 use crate::db::{Sql, now, rows};
 use crate::domain::{NoteKind, Text};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Id, JsonBody, Page, Q};
 use crate::pagination::Lister;
+use crate::store::one;
 
 /// Timeline routes on contacts (customers module).
 pub fn contact_router() -> OpenApiRouter<AppState> {

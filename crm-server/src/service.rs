@@ -8,12 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::customers::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 use crate::db::{Sql, now, rows};
 use crate::domain::{Name, Priority, Rating, Text, TicketStatus};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 /// Routes of the service module.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Company, CompanyInput, Contact, ContactInput, insert_contact, one};
+use super::{Company, CompanyInput, Contact, ContactInput, insert_contact};
 use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::body_error;
+use crate::store::one;
 
 /// CSV routes.
 pub fn router() -> OpenApiRouter<AppState> {
