@@ -8,8 +8,8 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::AppState;
@@ -22,6 +22,7 @@ pub struct Metrics {
     latency: HistogramVec,
     pool_size: IntGauge,
     pool_idle: IntGauge,
+    cache_ratio: Gauge,
     /// Cache lookups that found an entry.
     pub cache_hits: IntCounter,
     /// Cache lookups that went to the database.
@@ -50,6 +51,11 @@ impl Metrics {
         let pool_idle = IntGauge::new("crm_db_pool_idle", "Idle database connections")?;
         let cache_hits = IntCounter::new("crm_cache_hits_total", "Cache hits")?;
         let cache_misses = IntCounter::new("crm_cache_misses_total", "Cache misses")?;
+        let cache_ratio = Gauge::new(
+            "crm_cache_hit_ratio",
+            "Cache hits / lookups since start (0 when none)",
+        )?;
+        registry.register(Box::new(cache_ratio.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_size.clone()))?;
@@ -62,6 +68,7 @@ impl Metrics {
             latency,
             pool_size,
             pool_idle,
+            cache_ratio,
             cache_hits,
             cache_misses,
         })
@@ -94,6 +101,13 @@ pub async fn render(State(st): State<AppState>) -> Response {
     let m = &st.metrics;
     m.pool_size.set(i64::from(st.db.pool.size()));
     m.pool_idle.set(st.db.pool.num_idle() as i64);
+    let (hits, misses) = (m.cache_hits.get(), m.cache_misses.get());
+    let lookups = hits + misses;
+    m.cache_ratio.set(if lookups == 0 {
+        0.0
+    } else {
+        hits as f64 / lookups as f64
+    });
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut buf) {
         return crate::error::ApiError::Internal(e.to_string()).into_response();

@@ -90,6 +90,7 @@ async fn metrics_gzip_and_request_id() {
     );
     assert!(text.contains("crm_http_request_duration_seconds_bucket"));
     assert!(text.contains("crm_db_pool_connections"));
+    assert!(text.contains("crm_cache_hit_ratio"));
 
     let req = Request::get("/api/v1/companies?limit=200")
         .header(header::AUTHORIZATION, format!("Bearer {}", common::KEY))
