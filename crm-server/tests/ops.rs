@@ -175,3 +175,31 @@ async fn brotli_timeout_and_405_are_handled() {
         "application/problem+json"
     );
 }
+
+#[tokio::test]
+async fn readiness_needs_database_and_no_shutdown() {
+    let app = TestApp::new(common::Backend::Sqlite).await;
+    let ready = || Request::get("/readyz").body(Body::empty()).expect("req");
+    assert_eq!(app.send(ready()).await.status, StatusCode::OK);
+    app.state
+        .ready
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        app.send(ready()).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    app.state
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    app.state.db.pool.close().await;
+    assert_eq!(
+        app.send(ready()).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let live = Request::get("/healthz").body(Body::empty()).expect("req");
+    assert_eq!(
+        app.send(live).await.status,
+        StatusCode::OK,
+        "alive without the database"
+    );
+}
