@@ -1,1 +1,162 @@
-//! The CRM server.
+//! The CRM server: `app(state)` builds the whole HTTP service.
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod config;
+pub mod customers;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod marketing;
+pub mod metrics;
+pub mod notes;
+pub mod openapi;
+pub mod ops;
+pub mod pagination;
+pub mod reports;
+pub mod sales;
+pub mod seed;
+pub mod service;
+pub mod store;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::Modules;
+use crate::db::Db;
+use crate::error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// SHA-256 of the API key; comparing digests keeps the comparison
+    /// constant-time regardless of the presented key's length.
+    key_digest: Arc<[u8; 32]>,
+    /// False until migrations are done and again once shutdown starts.
+    pub ready: Arc<AtomicBool>,
+    /// Enabled modules.
+    pub modules: Modules,
+    /// Request timeout.
+    pub timeout: Duration,
+    /// Body size limit in bytes.
+    pub max_body_bytes: usize,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
+    /// Hot-read cache for companies and contacts.
+    pub cache: cache::Cache,
+}
+
+impl AppState {
+    /// State for a migrated database, accepting `api_key`.
+    pub fn new(db: Db, api_key: &str, modules: Modules) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            db,
+            key_digest: Arc::new(Sha256::digest(api_key.as_bytes()).into()),
+            ready: Arc::new(AtomicBool::new(true)),
+            modules,
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 1_048_576,
+            metrics: metrics::Metrics::new()?,
+            cache: cache::Cache::new(10_000, Duration::from_secs(5)),
+        })
+    }
+
+    fn key_matches(&self, presented: &str) -> bool {
+        let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        d.ct_eq(&*self.key_digest).into()
+    }
+}
+
+/// The whole service: `/healthz`, `/readyz`, `/metrics` and `/api/v1`.
+pub fn app(state: AppState) -> Router {
+    let m = state.modules;
+    let mut api = OpenApiRouter::with_openapi(openapi::base());
+    if m.customers {
+        api = api
+            .merge(customers::router())
+            .merge(notes::contact_router());
+    }
+    if m.sales {
+        api = api.merge(sales::router()).merge(notes::deal_router());
+    }
+    if m.service {
+        api = api.merge(service::router());
+    }
+    if m.marketing {
+        api = api.merge(marketing::router());
+    }
+    if m.reports {
+        api = api.merge(reports::router());
+    }
+    let (api, doc) = api.split_for_parts();
+    let doc = Arc::new(doc);
+    let api = api
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let timeout = state.timeout;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || openapi::serve(doc.clone())),
+        )
+        .nest("/api/v1", api)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .fallback(|| async { ApiError::NoRoute })
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(middleware::from_fn(move |req, next| {
+            ops::with_timeout(timeout, req, next)
+        }))
+        .layer(CompressionLayer::new())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(ops::request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(k) if state.key_matches(k.trim()) => next.run(req).await,
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::SeqCst) && state.db.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}

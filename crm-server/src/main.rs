@@ -1,1 +1,64 @@
-fn main() {}
+//! `crm-server`: parse the configuration and serve (or seed / migrate).
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use base64::Engine;
+use clap::Parser;
+use crm_server::config::{Cli, Command, Modules};
+use crm_server::db::Db;
+use crm_server::{AppState, ops};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cfg = cli.config;
+    ops::init_logging(cfg.log_format);
+    let modules = Modules::parse(&cfg.modules).map_err(anyhow::Error::msg)?;
+    let api_key = match cfg.api_key.clone().filter(|k| !k.is_empty()) {
+        Some(k) => k,
+        None if cfg.require_api_key => {
+            anyhow::bail!("CRM_API_KEY is required (CRM_REQUIRE_API_KEY=true)")
+        }
+        None => generated_key()?,
+    };
+    let db = Db::connect(&cfg.database_url, cfg.db_pool_size).await?;
+    db.migrate().await?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => Ok(()),
+        Command::Seed { contacts } => {
+            crm_server::seed::seed(&db, contacts)
+                .await
+                .context("seeding")?;
+            Ok(())
+        }
+        Command::Serve => {
+            let mut state = AppState::new(db, &api_key, modules)?;
+            state.cache = crm_server::cache::Cache::new(
+                cfg.cache_capacity,
+                std::time::Duration::from_secs(cfg.cache_ttl_secs),
+            );
+            state.timeout = std::time::Duration::from_secs(cfg.request_timeout_secs);
+            state.max_body_bytes = cfg.max_body_bytes;
+            let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
+                .await
+                .with_context(|| format!("binding {}", cfg.listen_addr))?;
+            tracing::info!(addr = %cfg.listen_addr, "listening");
+            ops::serve(
+                listener,
+                state,
+                std::time::Duration::from_secs(cfg.shutdown_delay_secs),
+            )
+            .await
+            .context("serving")
+        }
+    }
+}
+
+/// A random key for local runs, printed once so the user can call the API.
+fn generated_key() -> anyhow::Result<String> {
+    let mut buf = [0u8; 24];
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("random key: {e}"))?;
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf);
+    println!("No CRM_API_KEY set; generated API key for this run: {key}");
+    Ok(key)
+}

@@ -1,0 +1,383 @@
+//! Customers: companies and contacts.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::cache::{Entry, Key};
+use crate::db::{Sql, now, rows};
+use crate::domain::{Email, Name};
+use crate::error::{ApiResult, db_error};
+use crate::http::{Id, JsonBody, Page, Q, require_if_match, with_etag};
+use crate::pagination::Lister;
+use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
+
+pub mod csv_io;
+
+/// Routes of the customers module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_companies, create_company))
+        .routes(routes!(get_company, update_company, delete_company))
+        .routes(routes!(list_contacts, create_contact))
+        .routes(routes!(get_contact, update_contact, delete_contact))
+        .merge(csv_io::router())
+}
+
+/// A company as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Company {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Web domain.
+    pub domain: Option<String>,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last update time (RFC 3339).
+    pub updated_at: String,
+    /// Row version, also the ETag.
+    pub version: i64,
+}
+
+/// Body to create or replace a company.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyInput {
+    /// Name.
+    pub name: Name,
+    /// Web domain.
+    #[serde(default)]
+    pub domain: Option<Name>,
+    /// Industry.
+    #[serde(default)]
+    pub industry: Option<Name>,
+}
+
+/// List filters shared by companies and contacts.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Case-insensitive text search on names and emails.
+    pub q: Option<String>,
+    /// Contacts only: company filter.
+    pub company_id: Option<i64>,
+    /// Created on or after this date.
+    pub created_from: Option<String>,
+    /// Created on or before this date.
+    pub created_to: Option<String>,
+    /// `field` or `-field`.
+    pub sort: Option<String>,
+    /// Opaque cursor from `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1..=200.
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/companies", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Company>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn list_companies(
+    State(st): State<AppState>,
+    Q(p): Q<ListParams>,
+) -> ApiResult<axum::Json<Page<Company>>> {
+    let mut sql = Sql::new("SELECT * FROM companies WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        let pat = crate::http::like_pattern(q);
+        sql.push(" AND (LOWER(name) LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\'");
+        sql.push(" OR LOWER(COALESCE(domain, '')) LIKE ")
+            .bind(pat)
+            .push(" ESCAPE '\\')");
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let lister = Lister::new(
+        p.sort.as_deref(),
+        p.cursor.as_deref(),
+        p.limit,
+        &[("name", "name"), ("created_at", "created_at")],
+    )?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    Ok(axum::Json(lister.page(items)))
+}
+
+#[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn create_company(
+    State(st): State<AppState>,
+    JsonBody(b): JsonBody<CompanyInput>,
+) -> ApiResult<Response> {
+    let ts = now();
+    let mut sql =
+        Sql::new("INSERT INTO companies (name, domain, industry, created_at, updated_at) VALUES (");
+    sql.bind(String::from(b.name))
+        .push(", ")
+        .bind(b.domain.map(String::from));
+    sql.push(", ")
+        .bind(b.industry.map(String::from))
+        .push(", ")
+        .bind(ts.clone());
+    sql.push(", ").bind(ts).push(") RETURNING *");
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| db_error(e, "name"))?;
+    let c: Company = one(row)?;
+    Ok(with_etag(StatusCode::CREATED, c.version, &c))
+}
+
+/// Fetch a company by id.
+pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
+    if let Some(Entry::Company(c)) = st.cache.get(Key::Company(id)) {
+        st.metrics.cache_hits.inc();
+        return Ok(c);
+    }
+    st.metrics.cache_misses.inc();
+    let mut sql = Sql::new("SELECT * FROM companies WHERE id = ");
+    sql.bind(id);
+    let c: Company = one(sql.fetch_optional(&st.db.pool).await?)?;
+    st.cache.put(Key::Company(id), Entry::Company(c.clone()));
+    Ok(c)
+}
+
+#[utoipa::path(get, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn get_company(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
+    let c = fetch_company(&st, id).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+#[utoipa::path(put, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = CompanyInput, responses((status = 200, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn update_company(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CompanyInput>,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    st.cache.evict(Key::Company(id));
+    let mut sql = Sql::new("UPDATE companies SET name = ");
+    sql.bind(String::from(b.name))
+        .push(", domain = ")
+        .bind(b.domain.map(String::from));
+    sql.push(", industry = ").bind(b.industry.map(String::from));
+    sql.push(", updated_at = ")
+        .bind(now())
+        .push(", version = version + 1 WHERE id = ")
+        .bind(id);
+    versioned(&mut sql, expected);
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| db_error(e, "name"))?;
+    // Evicted again after the write: a read racing the update may have
+    // cached the old row in between.
+    st.cache.evict(Key::Company(id));
+    let c: Company = stale_or_missing(&st, "companies", id, row).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+#[utoipa::path(delete, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn delete_company(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let res = delete_row(
+        &st,
+        "DELETE FROM companies WHERE id = ",
+        "companies",
+        id,
+        &headers,
+    )
+    .await;
+    // Contacts of the company were unlinked by the database too.
+    st.cache.clear();
+    res
+}
+
+/// A contact as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Contact {
+    /// Id.
+    pub id: i64,
+    /// The company the contact works for.
+    pub company_id: Option<i64>,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Email, unique per tenant.
+    pub email: String,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last update time (RFC 3339).
+    pub updated_at: String,
+    /// Row version, also the ETag.
+    pub version: i64,
+}
+
+/// Body to create or replace a contact.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    /// Given name.
+    pub first_name: Name,
+    /// Family name.
+    pub last_name: Name,
+    /// Email, unique per tenant.
+    pub email: Email,
+    /// Phone number.
+    #[serde(default)]
+    pub phone: Option<Name>,
+    /// Company the contact works for.
+    #[serde(default)]
+    pub company_id: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/contacts", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Contact>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn list_contacts(
+    State(st): State<AppState>,
+    Q(p): Q<ListParams>,
+) -> ApiResult<axum::Json<Page<Contact>>> {
+    let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        let pat = crate::http::like_pattern(q);
+        sql.push(" AND (LOWER(first_name) LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\'");
+        sql.push(" OR LOWER(last_name) LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\'");
+        sql.push(" OR email LIKE ").bind(pat).push(" ESCAPE '\\')");
+    }
+    if let Some(c) = p.company_id {
+        sql.push(" AND company_id = ").bind(c);
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let allowed = [
+        ("last_name", "last_name"),
+        ("first_name", "first_name"),
+        ("email", "email"),
+        ("created_at", "created_at"),
+    ];
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    Ok(axum::Json(lister.page(items)))
+}
+
+/// Insert a contact (used by the API and CSV import).
+pub async fn insert_contact<'e, E>(ex: E, b: ContactInput) -> ApiResult<Contact>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let ts = now();
+    let mut sql = Sql::new(
+        "INSERT INTO contacts (first_name, last_name, email, phone, company_id, created_at, updated_at) VALUES (",
+    );
+    sql.bind(String::from(b.first_name))
+        .push(", ")
+        .bind(String::from(b.last_name));
+    sql.push(", ")
+        .bind(String::from(b.email))
+        .push(", ")
+        .bind(b.phone.map(String::from));
+    sql.push(", ")
+        .bind(b.company_id)
+        .push(", ")
+        .bind(ts.clone())
+        .push(", ")
+        .bind(ts);
+    sql.push(") RETURNING *");
+    let row = sql
+        .fetch_optional(ex)
+        .await
+        .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
+    one(row)
+}
+
+#[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn create_contact(
+    State(st): State<AppState>,
+    JsonBody(b): JsonBody<ContactInput>,
+) -> ApiResult<Response> {
+    let c = insert_contact(&st.db.pool, b).await?;
+    Ok(with_etag(StatusCode::CREATED, c.version, &c))
+}
+
+/// Fetch a contact by id.
+pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
+    if let Some(Entry::Contact(c)) = st.cache.get(Key::Contact(id)) {
+        st.metrics.cache_hits.inc();
+        return Ok(c);
+    }
+    st.metrics.cache_misses.inc();
+    let mut sql = Sql::new("SELECT * FROM contacts WHERE id = ");
+    sql.bind(id);
+    let c: Contact = one(sql.fetch_optional(&st.db.pool).await?)?;
+    st.cache.put(Key::Contact(id), Entry::Contact(c.clone()));
+    Ok(c)
+}
+
+#[utoipa::path(get, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn get_contact(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
+    let c = fetch_contact(&st, id).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+#[utoipa::path(put, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = ContactInput, responses((status = 200, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn update_contact(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<ContactInput>,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    st.cache.evict(Key::Contact(id));
+    let mut sql = Sql::new("UPDATE contacts SET first_name = ");
+    sql.bind(String::from(b.first_name))
+        .push(", last_name = ")
+        .bind(String::from(b.last_name));
+    sql.push(", email = ").bind(String::from(b.email));
+    sql.push(", phone = ").bind(b.phone.map(String::from));
+    sql.push(", company_id = ").bind(b.company_id);
+    sql.push(", updated_at = ")
+        .bind(now())
+        .push(", version = version + 1 WHERE id = ")
+        .bind(id);
+    versioned(&mut sql, expected);
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
+    st.cache.evict(Key::Contact(id));
+    let c: Contact = stale_or_missing(&st, "contacts", id, row).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+#[utoipa::path(delete, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn delete_contact(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let res = delete_row(
+        &st,
+        "DELETE FROM contacts WHERE id = ",
+        "contacts",
+        id,
+        &headers,
+    )
+    .await;
+    st.cache.evict(Key::Contact(id));
+    res
+}

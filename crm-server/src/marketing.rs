@@ -1,0 +1,336 @@
+//! Marketing: campaigns and the contacts they reach.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::db::{Sql, now, rows};
+use crate::domain::{CampaignStatus, Channel, Currency, Date, MemberResponse, MinorUnits, Name};
+use crate::error::{ApiError, ApiResult, db_error};
+use crate::http::{Id, Ids, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
+use crate::pagination::Lister;
+use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
+
+/// Routes of the marketing module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_campaigns, create_campaign))
+        .routes(routes!(get_campaign, update_campaign, delete_campaign))
+        .routes(routes!(list_members))
+        .routes(routes!(put_member, delete_member))
+}
+
+/// A campaign as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Campaign {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// email, social, ads, event or other.
+    pub channel: String,
+    /// planned, active, completed or cancelled.
+    pub status: String,
+    /// Budget in minor units.
+    pub budget_minor: i64,
+    /// Currency of the budget.
+    pub currency: String,
+    /// First day.
+    pub starts_on: Option<String>,
+    /// Last day.
+    pub ends_on: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Last update time.
+    pub updated_at: String,
+    /// Row version, also the ETag.
+    pub version: i64,
+}
+
+fn default_status() -> CampaignStatus {
+    CampaignStatus::Planned
+}
+
+/// Body to create or replace a campaign.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignInput {
+    /// Name.
+    pub name: Name,
+    /// Channel.
+    pub channel: Channel,
+    /// Status; `planned` when omitted.
+    #[serde(default = "default_status")]
+    pub status: CampaignStatus,
+    /// Budget in minor units.
+    pub budget_minor: MinorUnits,
+    /// Currency.
+    pub currency: Currency,
+    /// First day.
+    #[serde(default)]
+    pub starts_on: Option<Date>,
+    /// Last day, not before `starts_on`.
+    #[serde(default)]
+    pub ends_on: Option<Date>,
+}
+
+impl CampaignInput {
+    fn check(&self) -> ApiResult<()> {
+        if let (Some(s), Some(e)) = (&self.starts_on, &self.ends_on) {
+            // ISO dates order the same as text.
+            if e.as_str() < s.as_str() {
+                return Err(ApiError::invalid("ends_on", "must not be before starts_on"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Campaign list filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CampaignParams {
+    /// Text search on the name.
+    pub q: Option<String>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this channel.
+    pub channel: Option<String>,
+    /// Created on or after.
+    pub created_from: Option<String>,
+    /// Created on or before.
+    pub created_to: Option<String>,
+    /// Sort field.
+    pub sort: Option<String>,
+    /// Cursor.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/campaigns", tag = "marketing", params(CampaignParams), responses((status = 200, description = "Success", body = Page<Campaign>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn list_campaigns(
+    State(st): State<AppState>,
+    Q(p): Q<CampaignParams>,
+) -> ApiResult<axum::Json<Page<Campaign>>> {
+    let mut sql = Sql::new("SELECT * FROM campaigns WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        sql.push(" AND LOWER(name) LIKE ")
+            .bind(like_pattern(q))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(s) = p.status.as_deref() {
+        let s = CampaignStatus::parse(s).map_err(|m| ApiError::invalid("status", m))?;
+        sql.push(" AND status = ").bind(s.as_str());
+    }
+    if let Some(c) = p.channel.as_deref() {
+        let c = Channel::parse(c).map_err(|m| ApiError::invalid("channel", m))?;
+        sql.push(" AND channel = ").bind(c.as_str());
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let allowed = [
+        ("name", "name"),
+        ("starts_on", "COALESCE(starts_on, '')"),
+        ("created_at", "created_at"),
+    ];
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    Ok(axum::Json(lister.page(items)))
+}
+
+#[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn create_campaign(
+    State(st): State<AppState>,
+    JsonBody(b): JsonBody<CampaignInput>,
+) -> ApiResult<Response> {
+    b.check()?;
+    let ts = now();
+    let mut sql = Sql::new(
+        "INSERT INTO campaigns (name, channel, status, budget_minor, currency, starts_on, \
+         ends_on, created_at, updated_at) VALUES (",
+    );
+    sql.bind(String::from(b.name))
+        .push(", ")
+        .bind(b.channel.as_str());
+    sql.push(", ")
+        .bind(b.status.as_str())
+        .push(", ")
+        .bind(b.budget_minor.get());
+    sql.push(", ").bind(String::from(b.currency));
+    sql.push(", ").bind(b.starts_on.map(String::from));
+    sql.push(", ").bind(b.ends_on.map(String::from));
+    sql.push(", ")
+        .bind(ts.clone())
+        .push(", ")
+        .bind(ts)
+        .push(") RETURNING *");
+    let c: Campaign = one(sql.fetch_optional(&st.db.pool).await?)?;
+    Ok(with_etag(StatusCode::CREATED, c.version, &c))
+}
+
+async fn fetch_campaign(st: &AppState, id: i64) -> ApiResult<Campaign> {
+    let mut sql = Sql::new("SELECT * FROM campaigns WHERE id = ");
+    sql.bind(id);
+    one(sql.fetch_optional(&st.db.pool).await?)
+}
+
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn get_campaign(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
+    let c = fetch_campaign(&st, id).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+#[utoipa::path(put, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), request_body = CampaignInput, responses((status = 200, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn update_campaign(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CampaignInput>,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    b.check()?;
+    let mut sql = Sql::new("UPDATE campaigns SET name = ");
+    sql.bind(String::from(b.name))
+        .push(", channel = ")
+        .bind(b.channel.as_str());
+    sql.push(", status = ").bind(b.status.as_str());
+    sql.push(", budget_minor = ").bind(b.budget_minor.get());
+    sql.push(", currency = ").bind(String::from(b.currency));
+    sql.push(", starts_on = ")
+        .bind(b.starts_on.map(String::from));
+    sql.push(", ends_on = ").bind(b.ends_on.map(String::from));
+    sql.push(", updated_at = ")
+        .bind(now())
+        .push(", version = version + 1 WHERE id = ")
+        .bind(id);
+    versioned(&mut sql, expected);
+    let row = sql.fetch_optional(&st.db.pool).await?;
+    let c: Campaign = stale_or_missing(&st, "campaigns", id, row).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
+}
+
+#[utoipa::path(delete, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn delete_campaign(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    delete_row(
+        &st,
+        "DELETE FROM campaigns WHERE id = ",
+        "campaigns",
+        id,
+        &headers,
+    )
+    .await
+}
+
+/// A contact reached by a campaign.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Member {
+    /// Campaign.
+    pub campaign_id: i64,
+    /// Contact.
+    pub contact_id: i64,
+    /// How they responded.
+    pub response: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+fn default_response() -> MemberResponse {
+    MemberResponse::Pending
+}
+
+/// Body to add a member or change their response.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberInput {
+    /// Response; `pending` when omitted.
+    #[serde(default = "default_response")]
+    pub response: MemberResponse,
+}
+
+/// Member list filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MemberParams {
+    /// Only this response.
+    pub response: Option<String>,
+    /// Cursor.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(put, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id"), ("contact_id" = i64, Path, description = "Contact id")), request_body = MemberInput, responses((status = 200, description = "Success", body = Member), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn put_member(
+    State(st): State<AppState>,
+    Ids(campaign, contact): Ids,
+    JsonBody(b): JsonBody<MemberInput>,
+) -> ApiResult<Response> {
+    fetch_campaign(&st, campaign).await?;
+    let mut sql = Sql::new(
+        "INSERT INTO campaign_members (campaign_id, contact_id, response, updated_at) VALUES (",
+    );
+    sql.bind(campaign)
+        .push(", ")
+        .bind(contact)
+        .push(", ")
+        .bind(b.response.as_str());
+    sql.push(", ").bind(now()).push(
+        ") ON CONFLICT (campaign_id, contact_id) DO UPDATE SET response = excluded.response, \
+         updated_at = excluded.updated_at RETURNING *",
+    );
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| fk_field(db_error(e, "contact_id"), "contact_id"))?;
+    let m: Member = one(row)?;
+    Ok((StatusCode::OK, axum::Json(m)).into_response())
+}
+
+#[utoipa::path(delete, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id"), ("contact_id" = i64, Path, description = "Contact id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn delete_member(
+    State(st): State<AppState>,
+    Ids(campaign, contact): Ids,
+) -> ApiResult<StatusCode> {
+    let mut sql = Sql::new("DELETE FROM campaign_members WHERE campaign_id = ");
+    sql.bind(campaign).push(" AND contact_id = ").bind(contact);
+    match sql.execute(&st.db.pool).await? {
+        0 => Err(ApiError::NotFound),
+        _ => Ok(StatusCode::NO_CONTENT),
+    }
+}
+
+#[utoipa::path(get, path = "/campaigns/{id}/members", tag = "marketing", params(("id" = i64, Path, description = "Resource id"), MemberParams), responses((status = 200, description = "Success", body = Page<Member>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn list_members(
+    State(st): State<AppState>,
+    Id(id): Id,
+    Q(p): Q<MemberParams>,
+) -> ApiResult<axum::Json<Page<Member>>> {
+    fetch_campaign(&st, id).await?;
+    let lister = Lister::new(
+        Some("contact_id"),
+        p.cursor.as_deref(),
+        p.limit,
+        &[("contact_id", "contact_id")],
+    )?
+    .with_tie("contact_id");
+    let mut sql = Sql::new("SELECT * FROM campaign_members WHERE campaign_id = ");
+    sql.bind(id);
+    if let Some(r) = p.response.as_deref() {
+        let r = MemberResponse::parse(r).map_err(|m| ApiError::invalid("response", m))?;
+        sql.push(" AND response = ").bind(r.as_str());
+    }
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    Ok(axum::Json(lister.page(items)))
+}

@@ -1,0 +1,121 @@
+//! Prometheus metrics: requests by route and status, latency, pool use and
+//! cache hits.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::AppState;
+
+/// All metrics of one server, in their own registry (so tests do not share).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pool_size: IntGauge,
+    pool_idle: IntGauge,
+    cache_ratio: Gauge,
+    /// Cache lookups that found an entry.
+    pub cache_hits: IntCounter,
+    /// Cache lookups that went to the database.
+    pub cache_misses: IntCounter,
+}
+
+impl Metrics {
+    /// Register every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "crm_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "crm_http_request_duration_seconds",
+                "Request latency by route",
+            ),
+            &["route"],
+        )?;
+        let pool_size = IntGauge::new("crm_db_pool_connections", "Open database connections")?;
+        let pool_idle = IntGauge::new("crm_db_pool_idle", "Idle database connections")?;
+        let cache_hits = IntCounter::new("crm_cache_hits_total", "Cache hits")?;
+        let cache_misses = IntCounter::new("crm_cache_misses_total", "Cache misses")?;
+        let cache_ratio = Gauge::new(
+            "crm_cache_hit_ratio",
+            "Cache hits / lookups since start (0 when none)",
+        )?;
+        registry.register(Box::new(cache_ratio.clone()))?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(pool_size.clone()))?;
+        registry.register(Box::new(pool_idle.clone()))?;
+        registry.register(Box::new(cache_hits.clone()))?;
+        registry.register(Box::new(cache_misses.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            pool_size,
+            pool_idle,
+            cache_ratio,
+            cache_hits,
+            cache_misses,
+        })
+    }
+}
+
+/// Count and time a request; runs after routing so the route is the
+/// template (`/api/v1/contacts/{id}`), keeping label cardinality bounded.
+pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let m = &st.metrics;
+    m.latency
+        .with_label_values(&[route.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    m.requests
+        .with_label_values(&[route.as_str(), method.as_str(), res.status().as_str()])
+        .inc();
+    res
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn render(State(st): State<AppState>) -> Response {
+    let m = &st.metrics;
+    m.pool_size.set(i64::from(st.db.pool.size()));
+    m.pool_idle.set(st.db.pool.num_idle() as i64);
+    let (hits, misses) = (m.cache_hits.get(), m.cache_misses.get());
+    let lookups = hits + misses;
+    m.cache_ratio.set(if lookups == 0 {
+        0.0
+    } else {
+        hits as f64 / lookups as f64
+    });
+    let mut buf = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut buf) {
+        return crate::error::ApiError::Internal(e.to_string()).into_response();
+    }
+    let mut res = buf.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}

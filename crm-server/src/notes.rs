@@ -1,0 +1,161 @@
+//! Notes and activities: a timeline on contacts and deals.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::db::{Sql, now, rows};
+use crate::domain::{NoteKind, Text};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Id, JsonBody, Page, Q};
+use crate::pagination::Lister;
+use crate::store::one;
+
+/// Timeline routes on contacts (customers module).
+pub fn contact_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_contact, add_contact))
+}
+
+/// Timeline routes on deals (sales module).
+pub fn deal_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_deal, add_deal))
+}
+
+/// A timeline entry.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Note {
+    /// Id.
+    pub id: i64,
+    /// Contact it is about.
+    pub contact_id: Option<i64>,
+    /// Deal it is about.
+    pub deal_id: Option<i64>,
+    /// note, call, email or meeting.
+    pub kind: String,
+    /// Text.
+    pub body: String,
+    /// When it happened.
+    pub created_at: String,
+}
+
+fn default_kind() -> NoteKind {
+    NoteKind::Note
+}
+
+/// Body of a new timeline entry.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteInput {
+    /// Kind; `note` when omitted.
+    #[serde(default = "default_kind")]
+    pub kind: NoteKind,
+    /// Text.
+    pub body: Text,
+}
+
+/// Timeline paging.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NoteParams {
+    /// Cursor.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<i64>,
+}
+
+#[derive(Clone, Copy)]
+enum Parent {
+    Contact,
+    Deal,
+}
+
+async fn add(st: &AppState, parent: Parent, id: i64, b: NoteInput) -> ApiResult<Response> {
+    let mut check = Sql::new(match parent {
+        Parent::Contact => "SELECT id FROM contacts WHERE id = ",
+        Parent::Deal => "SELECT id FROM deals WHERE id = ",
+    });
+    check.bind(id);
+    let mut tx = st.db.pool.begin().await?;
+    check
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let (c, d) = match parent {
+        Parent::Contact => (Some(id), None),
+        Parent::Deal => (None, Some(id)),
+    };
+    let mut sql =
+        Sql::new("INSERT INTO notes (contact_id, deal_id, kind, body, created_at) VALUES (");
+    sql.bind(c)
+        .push(", ")
+        .bind(d)
+        .push(", ")
+        .bind(b.kind.as_str());
+    sql.push(", ")
+        .bind(String::from(b.body))
+        .push(", ")
+        .bind(now())
+        .push(") RETURNING *");
+    let n: Note = one(sql.fetch_optional(&mut *tx).await?)?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(n)).into_response())
+}
+
+async fn list(st: &AppState, parent: Parent, id: i64, p: NoteParams) -> ApiResult<Page<Note>> {
+    // The timeline is newest first.
+    let lister = Lister::new(
+        Some("-created_at"),
+        p.cursor.as_deref(),
+        p.limit,
+        &[("created_at", "created_at")],
+    )?;
+    let mut sql = Sql::new(match parent {
+        Parent::Contact => "SELECT * FROM notes WHERE contact_id = ",
+        Parent::Deal => "SELECT * FROM notes WHERE deal_id = ",
+    });
+    sql.bind(id);
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    Ok(lister.page(items))
+}
+
+#[utoipa::path(post, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = NoteInput, responses((status = 201, description = "Success", body = Note), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn add_contact(
+    State(st): State<AppState>,
+    Id(id): Id,
+    JsonBody(b): JsonBody<NoteInput>,
+) -> ApiResult<Response> {
+    add(&st, Parent::Contact, id, b).await
+}
+
+#[utoipa::path(post, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id")), request_body = NoteInput, responses((status = 201, description = "Success", body = Note), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn add_deal(
+    State(st): State<AppState>,
+    Id(id): Id,
+    JsonBody(b): JsonBody<NoteInput>,
+) -> ApiResult<Response> {
+    add(&st, Parent::Deal, id, b).await
+}
+
+#[utoipa::path(get, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id"), NoteParams), responses((status = 200, description = "Success", body = Page<Note>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn list_contact(
+    State(st): State<AppState>,
+    Id(id): Id,
+    Q(p): Q<NoteParams>,
+) -> ApiResult<axum::Json<Page<Note>>> {
+    list(&st, Parent::Contact, id, p).await.map(axum::Json)
+}
+
+#[utoipa::path(get, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id"), NoteParams), responses((status = 200, description = "Success", body = Page<Note>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn list_deal(
+    State(st): State<AppState>,
+    Id(id): Id,
+    Q(p): Q<NoteParams>,
+) -> ApiResult<axum::Json<Page<Note>>> {
+    list(&st, Parent::Deal, id, p).await.map(axum::Json)
+}

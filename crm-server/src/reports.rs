@@ -1,0 +1,174 @@
+//! Reports: read-only aggregates over the other modules.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::db::{Sql, rows};
+use crate::domain::Date;
+use crate::error::{ApiError, ApiResult};
+use crate::http::Q;
+
+/// Routes of the reports module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(pipeline))
+        .routes(routes!(revenue))
+        .routes(routes!(tickets))
+        .routes(routes!(campaigns))
+}
+
+/// Deals per stage and currency.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct StageTotal {
+    /// Stage.
+    pub stage: String,
+    /// Currency of `total_minor`.
+    pub currency: String,
+    /// Number of deals.
+    pub count: i64,
+    /// Sum of amounts in minor units.
+    pub total_minor: i64,
+}
+
+#[utoipa::path(get, path = "/reports/pipeline", tag = "reports", responses((status = 200, description = "Success", body = Vec<StageTotal>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn pipeline(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<StageTotal>>> {
+    // Casts keep the aggregate types integral on PostgreSQL (SUM is NUMERIC).
+    let sql = Sql::new(
+        "SELECT stage, currency, CAST(COUNT(*) AS BIGINT) AS count, \
+         CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total_minor \
+         FROM deals GROUP BY stage, currency ORDER BY stage, currency",
+    );
+    Ok(axum::Json(rows(sql.fetch_all(&st.db.pool).await?)?))
+}
+
+/// Won revenue in one month and currency.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct MonthRevenue {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Currency.
+    pub currency: String,
+    /// Number of deals won.
+    pub deals: i64,
+    /// Revenue in minor units.
+    pub total_minor: i64,
+}
+
+/// Date range of a report.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RangeParams {
+    /// First day included.
+    pub from: Option<String>,
+    /// Last day included.
+    pub to: Option<String>,
+}
+
+#[utoipa::path(get, path = "/reports/revenue", tag = "reports", params(RangeParams), responses((status = 200, description = "Success", body = Vec<MonthRevenue>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn revenue(
+    State(st): State<AppState>,
+    Q(p): Q<RangeParams>,
+) -> ApiResult<axum::Json<Vec<MonthRevenue>>> {
+    let mut sql = Sql::new(
+        "SELECT SUBSTR(closed_at, 1, 7) AS month, currency, CAST(COUNT(*) AS BIGINT) AS deals, \
+         CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total_minor \
+         FROM deals WHERE stage = 'won' AND closed_at IS NOT NULL",
+    );
+    if let Some(f) = p.from.as_deref() {
+        let d = Date::parse(f).map_err(|m| ApiError::invalid("from", m))?;
+        sql.push(" AND closed_at >= ").bind(d.as_str());
+    }
+    if let Some(t) = p.to.as_deref() {
+        let d = Date::parse(t).map_err(|m| ApiError::invalid("to", m))?;
+        sql.push(" AND closed_at < ")
+            .bind(format!("{}T99", d.as_str()));
+    }
+    sql.push(" GROUP BY SUBSTR(closed_at, 1, 7), currency ORDER BY month, currency");
+    Ok(axum::Json(rows(sql.fetch_all(&st.db.pool).await?)?))
+}
+
+/// Service statistics.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TicketStats {
+    /// Tickets open or pending.
+    pub open: i64,
+    /// Tickets resolved or closed.
+    pub resolved: i64,
+    /// Mean seconds from creation to resolution, over resolved tickets.
+    pub mean_seconds_to_resolve: Option<f64>,
+    /// Mean rating over rated tickets.
+    pub average_rating: Option<f64>,
+    /// Number of rated tickets.
+    pub ratings: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct TicketTimes {
+    status: String,
+    created_at: String,
+    resolved_at: Option<String>,
+    rating: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/reports/tickets", tag = "reports", responses((status = 200, description = "Success", body = TicketStats), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn tickets(State(st): State<AppState>) -> ApiResult<axum::Json<TicketStats>> {
+    // Aggregated here rather than in SQL: date arithmetic differs per dialect.
+    let sql = Sql::new("SELECT status, created_at, resolved_at, rating FROM tickets");
+    let all: Vec<TicketTimes> = rows(sql.fetch_all(&st.db.pool).await?)?;
+    let open = all
+        .iter()
+        .filter(|t| t.status == "open" || t.status == "pending")
+        .count() as i64;
+    let durations: Vec<f64> = all
+        .iter()
+        .filter_map(|t| {
+            let created: jiff::Timestamp = t.created_at.parse().ok()?;
+            let resolved: jiff::Timestamp = t.resolved_at.as_deref()?.parse().ok()?;
+            Some(resolved.duration_since(created).as_secs_f64())
+        })
+        .collect();
+    let rated: Vec<i64> = all.iter().filter_map(|t| t.rating).collect();
+    Ok(axum::Json(TicketStats {
+        open,
+        resolved: all.len() as i64 - open,
+        mean_seconds_to_resolve: mean(durations.iter().copied()),
+        average_rating: mean(rated.iter().map(|r| *r as f64)),
+        ratings: rated.len() as i64,
+    }))
+}
+
+fn mean(values: impl ExactSizeIterator<Item = f64>) -> Option<f64> {
+    let n = values.len();
+    (n > 0).then(|| values.sum::<f64>() / n as f64)
+}
+
+/// Conversion of one campaign.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct CampaignConversion {
+    /// Campaign id.
+    pub campaign_id: i64,
+    /// Campaign name.
+    pub name: String,
+    /// Members.
+    pub members: i64,
+    /// Members who responded or converted.
+    pub responded: i64,
+    /// Members who converted.
+    pub converted: i64,
+}
+
+#[utoipa::path(get, path = "/reports/campaigns", tag = "reports", responses((status = 200, description = "Success", body = Vec<CampaignConversion>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn campaigns(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<CampaignConversion>>> {
+    let sql = Sql::new(
+        "SELECT c.id AS campaign_id, c.name AS name, CAST(COUNT(m.contact_id) AS BIGINT) AS members, \
+         CAST(COALESCE(SUM(CASE WHEN m.response IN ('responded', 'converted') THEN 1 ELSE 0 END), 0) AS BIGINT) AS responded, \
+         CAST(COALESCE(SUM(CASE WHEN m.response = 'converted' THEN 1 ELSE 0 END), 0) AS BIGINT) AS converted \
+         FROM campaigns c LEFT JOIN campaign_members m ON m.campaign_id = c.id \
+         GROUP BY c.id, c.name ORDER BY c.id",
+    );
+    Ok(axum::Json(rows(sql.fetch_all(&st.db.pool).await?)?))
+}

@@ -1,0 +1,268 @@
+//! Service: support tickets and the customer's feedback on them.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::db::{Sql, now, rows};
+use crate::domain::{Name, Priority, Rating, Text, TicketStatus};
+use crate::error::{ApiError, ApiResult, db_error};
+use crate::http::{Id, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag};
+use crate::pagination::Lister;
+use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
+
+/// Routes of the service module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tickets, create_ticket))
+        .routes(routes!(get_ticket, update_ticket, delete_ticket))
+        .routes(routes!(put_feedback))
+}
+
+/// A ticket as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Ticket {
+    /// Id.
+    pub id: i64,
+    /// Reporting contact.
+    pub contact_id: Option<i64>,
+    /// Subject.
+    pub subject: String,
+    /// Description.
+    pub description: Option<String>,
+    /// open, pending, resolved or closed.
+    pub status: String,
+    /// low, normal, high or urgent.
+    pub priority: String,
+    /// Customer rating 1..=5, once given.
+    pub rating: Option<i64>,
+    /// Customer comment, once given.
+    pub feedback: Option<String>,
+    /// When it was first resolved or closed.
+    pub resolved_at: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Last update time.
+    pub updated_at: String,
+    /// Row version, also the ETag.
+    pub version: i64,
+}
+
+fn default_status() -> TicketStatus {
+    TicketStatus::Open
+}
+fn default_priority() -> Priority {
+    Priority::Normal
+}
+
+/// Body to create or replace a ticket.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketInput {
+    /// Subject.
+    pub subject: Name,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<Text>,
+    /// Reporting contact.
+    #[serde(default)]
+    pub contact_id: Option<i64>,
+    /// Status; `open` when omitted.
+    #[serde(default = "default_status")]
+    pub status: TicketStatus,
+    /// Priority; `normal` when omitted.
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+}
+
+/// The customer's feedback.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackInput {
+    /// 1 to 5.
+    pub rating: Rating,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<Text>,
+}
+
+/// Ticket list filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TicketParams {
+    /// Text search on the subject.
+    pub q: Option<String>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this priority.
+    pub priority: Option<String>,
+    /// Only this contact.
+    pub contact_id: Option<i64>,
+    /// Created on or after.
+    pub created_from: Option<String>,
+    /// Created on or before.
+    pub created_to: Option<String>,
+    /// Sort field.
+    pub sort: Option<String>,
+    /// Cursor.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/tickets", tag = "service", params(TicketParams), responses((status = 200, description = "Success", body = Page<Ticket>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn list_tickets(
+    State(st): State<AppState>,
+    Q(p): Q<TicketParams>,
+) -> ApiResult<axum::Json<Page<Ticket>>> {
+    let mut sql = Sql::new("SELECT * FROM tickets WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        sql.push(" AND LOWER(subject) LIKE ")
+            .bind(like_pattern(q))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(s) = p.status.as_deref() {
+        let s = TicketStatus::parse(s).map_err(|m| ApiError::invalid("status", m))?;
+        sql.push(" AND status = ").bind(s.as_str());
+    }
+    if let Some(s) = p.priority.as_deref() {
+        let s = Priority::parse(s).map_err(|m| ApiError::invalid("priority", m))?;
+        sql.push(" AND priority = ").bind(s.as_str());
+    }
+    if let Some(c) = p.contact_id {
+        sql.push(" AND contact_id = ").bind(c);
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let allowed = [
+        ("created_at", "created_at"),
+        ("subject", "subject"),
+        ("status", "status"),
+    ];
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    Ok(axum::Json(lister.page(items)))
+}
+
+fn is_done(s: TicketStatus) -> bool {
+    matches!(s, TicketStatus::Resolved | TicketStatus::Closed)
+}
+
+#[utoipa::path(post, path = "/tickets", tag = "service", request_body = TicketInput, responses((status = 201, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn create_ticket(
+    State(st): State<AppState>,
+    JsonBody(b): JsonBody<TicketInput>,
+) -> ApiResult<Response> {
+    let ts = now();
+    let mut sql = Sql::new(
+        "INSERT INTO tickets (subject, description, contact_id, status, priority, resolved_at, \
+         created_at, updated_at) VALUES (",
+    );
+    sql.bind(String::from(b.subject))
+        .push(", ")
+        .bind(b.description.map(String::from));
+    sql.push(", ")
+        .bind(b.contact_id)
+        .push(", ")
+        .bind(b.status.as_str());
+    sql.push(", ").bind(b.priority.as_str()).push(", ");
+    sql.bind(is_done(b.status).then(|| ts.clone()))
+        .push(", ")
+        .bind(ts.clone());
+    sql.push(", ").bind(ts).push(") RETURNING *");
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| fk_field(db_error(e, "id"), "contact_id"))?;
+    let t: Ticket = one(row)?;
+    Ok(with_etag(StatusCode::CREATED, t.version, &t))
+}
+
+#[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn get_ticket(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
+    let mut sql = Sql::new("SELECT * FROM tickets WHERE id = ");
+    sql.bind(id);
+    let t: Ticket = one(sql.fetch_optional(&st.db.pool).await?)?;
+    Ok(with_etag(StatusCode::OK, t.version, &t))
+}
+
+#[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn update_ticket(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<TicketInput>,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let ts = now();
+    let mut sql = Sql::new("UPDATE tickets SET subject = ");
+    sql.bind(String::from(b.subject));
+    sql.push(", description = ")
+        .bind(b.description.map(String::from));
+    sql.push(", contact_id = ")
+        .bind(b.contact_id)
+        .push(", status = ")
+        .bind(b.status.as_str());
+    sql.push(", priority = ").bind(b.priority.as_str());
+    if is_done(b.status) {
+        sql.push(", resolved_at = COALESCE(resolved_at, ")
+            .bind(ts.clone())
+            .push(")");
+    } else {
+        sql.push(", resolved_at = NULL");
+    }
+    sql.push(", updated_at = ")
+        .bind(ts)
+        .push(", version = version + 1 WHERE id = ")
+        .bind(id);
+    versioned(&mut sql, expected);
+    let row = sql
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| fk_field(db_error(e, "id"), "contact_id"))?;
+    let t: Ticket = stale_or_missing(&st, "tickets", id, row).await?;
+    Ok(with_etag(StatusCode::OK, t.version, &t))
+}
+
+#[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(("id" = i64, Path, description = "Resource id")), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn put_feedback(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<FeedbackInput>,
+) -> ApiResult<Response> {
+    let expected = if_match(&headers)?;
+    let mut sql = Sql::new("UPDATE tickets SET rating = ");
+    sql.bind(b.rating.get())
+        .push(", feedback = ")
+        .bind(b.comment.map(String::from));
+    sql.push(", updated_at = ")
+        .bind(now())
+        .push(", version = version + 1 WHERE id = ")
+        .bind(id);
+    versioned(&mut sql, expected);
+    let row = sql.fetch_optional(&st.db.pool).await?;
+    let t: Ticket = stale_or_missing(&st, "tickets", id, row).await?;
+    Ok(with_etag(StatusCode::OK, t.version, &t))
+}
+
+#[utoipa::path(delete, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn delete_ticket(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    delete_row(
+        &st,
+        "DELETE FROM tickets WHERE id = ",
+        "tickets",
+        id,
+        &headers,
+    )
+    .await
+}
