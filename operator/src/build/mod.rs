@@ -1,7 +1,11 @@
 //! Validated tenant → the desired objects. Pure: no I/O, no client, no randomness
 //! (credentials come in as values; the caller generates or reads them).
 //!
-//! One builder per kind of object, one file each.
+//! One builder per kind of object, one file each. Every object carries the
+//! tenant's namespace, the standard labels and the tenant as controlling
+//! owner, and leaves every field it does not mean to own as `None`: the
+//! objects go out by server-side apply, where a `null` would claim (or clear)
+//! a field.
 
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
@@ -10,6 +14,34 @@ use k8s_openapi::api::{
     networking::v1::NetworkPolicy,
     policy::v1::PodDisruptionBudget,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::labels::{self, Component};
+use crate::validate::Tenant;
+
+pub mod config_map;
+pub mod deployment;
+pub mod hpa;
+pub mod network_policy;
+pub mod pdb;
+pub mod postgres;
+pub mod secret;
+pub mod service;
+pub mod service_account;
+pub mod volume;
+
+#[cfg(test)]
+pub(crate) mod fixture;
+
+/// Port the CRM server listens on inside its pod.
+pub const SERVER_PORT: i32 = 8080;
+/// Name of the server's port, used by the Service and the probes.
+pub const SERVER_PORT_NAME: &str = "http";
+/// Port of the Managed PostgreSQL server.
+pub const POSTGRES_PORT: i32 = 5432;
 
 /// Secret values the tenant's objects carry. Build never invents them: the
 /// reconciler passes what the Secrets already hold (or freshly generated values
@@ -59,13 +91,110 @@ pub struct Desired {
 }
 
 /// Builds every object of a tenant.
-pub fn build(_tenant: &crate::validate::Tenant, _credentials: &Credentials) -> Desired {
-    unimplemented!("builders")
+pub fn build(tenant: &Tenant, credentials: &Credentials) -> Desired {
+    let config_map = config_map::config_map(tenant);
+    let hash = config_map::config_hash(tenant, &config_map, credentials);
+    Desired {
+        service_account: service_account::service_account(tenant),
+        api_secret: secret::api_secret(tenant, credentials),
+        database_secret: secret::database_secret(tenant, credentials),
+        deployment: deployment::deployment(tenant, &hash),
+        service: service::service(tenant),
+        hpa: hpa::hpa(tenant),
+        pdb: pdb::pdb(tenant),
+        network_policies: network_policy::network_policies(tenant),
+        data_volume: volume::data_volume(tenant),
+        database_statefulset: postgres::statefulset(tenant),
+        database_service: postgres::service(tenant),
+        config_map,
+    }
 }
 
 impl Desired {
-    /// Every object, with apiVersion and kind, in apply order.
-    pub fn objects(&self) -> Vec<serde_json::Value> {
-        unimplemented!("builders")
+    /// Every object, with apiVersion and kind, in apply order: identity and
+    /// credentials first, then what reads them, then what points at the pods.
+    pub fn objects(&self) -> Vec<Value> {
+        let Desired {
+            service_account,
+            api_secret,
+            database_secret,
+            config_map,
+            deployment,
+            service,
+            hpa,
+            pdb,
+            network_policies,
+            data_volume,
+            database_statefulset,
+            database_service,
+        } = self;
+        let mut objects = vec![json(service_account), json(api_secret)];
+        objects.extend(database_secret.iter().map(json));
+        objects.push(json(config_map));
+        objects.extend(data_volume.iter().map(json));
+        objects.extend(database_service.iter().map(json));
+        objects.extend(database_statefulset.iter().map(json));
+        objects.push(json(deployment));
+        objects.push(json(service));
+        objects.extend(hpa.iter().map(json));
+        objects.extend(pdb.iter().map(json));
+        objects.extend(network_policies.iter().map(json));
+        objects
     }
 }
+
+/// k8s-openapi's `Serialize` of a top-level resource writes apiVersion and
+/// kind itself. It cannot fail for these types (every map has string keys);
+/// should that ever change, the error shows up in the output instead of an
+/// object silently going missing.
+fn json<T: Serialize>(object: &T) -> Value {
+    serde_json::to_value(object)
+        .unwrap_or_else(|e| Value::String(format!("object could not be serialised: {e}")))
+}
+
+/// Metadata of a child: name, namespace, standard labels, the tenant as owner.
+pub fn metadata(tenant: &Tenant, name: String, component: Component) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(tenant.namespace.clone()),
+        labels: Some(labels::standard(&tenant.name, component)),
+        owner_references: Some(vec![tenant.owner.clone()]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// CPU cores as a millicore quantity: 0.5 → `500m`. Whole millicores, since
+/// that is the finest CPU unit Kubernetes schedules.
+pub fn cpu_quantity(cores: f64) -> Quantity {
+    // The CRD bounds cpu above zero; at least 1m keeps an absurdly small value valid.
+    let millis = (cores * 1000.0).round().max(1.0);
+    Quantity(format!("{millis}m"))
+}
+
+/// `<t>-api`.
+pub fn api_secret_name(tenant: &Tenant) -> String {
+    format!("{}-api", tenant.name)
+}
+
+/// `<t>-db`.
+pub fn database_secret_name(tenant: &Tenant) -> String {
+    format!("{}-db", tenant.name)
+}
+
+/// `<t>-config`.
+pub fn config_map_name(tenant: &Tenant) -> String {
+    format!("{}-config", tenant.name)
+}
+
+/// `<t>-data`: the Embedded SQLite volume.
+pub fn data_volume_name(tenant: &Tenant) -> String {
+    format!("{}-data", tenant.name)
+}
+
+/// `<t>-postgres`: the Managed StatefulSet, its Service and NetworkPolicy.
+pub fn postgres_name(tenant: &Tenant) -> String {
+    format!("{}-postgres", tenant.name)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! Secrets `<t>-api` (the API key) and `<t>-db` (database credentials).
+//!
+//! Values go in `data`, not `stringData`: the API server stores and returns
+//! `data`, so what we apply compares equal to what we read back, and a
+//! second apply of the same values changes nothing.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+
+use super::{Credentials, POSTGRES_PORT, api_secret_name, database_secret_name, metadata};
+use crate::database::credentials::{API_KEY, PASSWORD};
+use crate::labels::Component;
+use crate::validate::{DatabaseTarget, Tenant};
+
+/// Key of the database user in `<t>-db`.
+pub const USERNAME: &str = "username";
+/// Key of the database name in `<t>-db`.
+pub const DATABASE: &str = "database";
+/// Key of the connection URL in `<t>-db`.
+pub const URL: &str = "url";
+/// User and database of a Managed PostgreSQL server: it serves one tenant, so
+/// a fixed name is enough.
+pub const MANAGED_USER: &str = "crm";
+
+/// `<t>-api`, key `api-key`.
+pub fn api_secret(tenant: &Tenant, credentials: &Credentials) -> Secret {
+    opaque(
+        tenant,
+        api_secret_name(tenant),
+        [(API_KEY, credentials.api_key.clone())],
+    )
+}
+
+/// `<t>-db` for Managed and Shared; Embedded needs no credentials and
+/// External brings its own Secret.
+///
+/// Shared carries only the password here: the role, database and host belong
+/// to the shared server, which build does not know. The reconciler adds
+/// `username`, `database` and `url` to this object before applying it (it
+/// must, since an apply without them by the same field manager would remove
+/// them).
+pub fn database_secret(tenant: &Tenant, credentials: &Credentials) -> Option<Secret> {
+    let password = credentials.database_password.clone();
+    let data = match &tenant.database.mode {
+        DatabaseTarget::Managed { .. } => vec![
+            (USERNAME, MANAGED_USER.to_owned()),
+            (DATABASE, MANAGED_USER.to_owned()),
+            (URL, managed_url(tenant, &password)),
+            (PASSWORD, password),
+        ],
+        DatabaseTarget::Shared { .. } => vec![(PASSWORD, password)],
+        DatabaseTarget::Embedded | DatabaseTarget::External { .. } => return None,
+    };
+    Some(opaque(tenant, database_secret_name(tenant), data))
+}
+
+/// The URL of the tenant's own PostgreSQL server. Generated passwords are
+/// URL-safe base64, so they need no escaping in the user-info part.
+fn managed_url(tenant: &Tenant, password: &str) -> String {
+    format!(
+        "postgres://{MANAGED_USER}:{password}@{}.{}.svc:{POSTGRES_PORT}/{MANAGED_USER}",
+        super::postgres_name(tenant),
+        tenant.namespace
+    )
+}
+
+fn opaque(
+    tenant: &Tenant,
+    name: String,
+    data: impl IntoIterator<Item = (&'static str, String)>,
+) -> Secret {
+    let data: BTreeMap<String, ByteString> = data
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
+        .collect();
+    Secret {
+        metadata: metadata(tenant, name, Component::Server),
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixture::{self, credentials};
+
+    fn text(secret: &Secret, key: &str) -> Option<String> {
+        let bytes = secret.data.as_ref()?.get(key)?;
+        String::from_utf8(bytes.0.clone()).ok()
+    }
+
+    #[test]
+    fn api_secret_holds_the_api_key_in_data() {
+        let s = api_secret(&Tenant::test(), &credentials());
+        assert_eq!(s.metadata.name.as_deref(), Some("acme-api"));
+        assert_eq!(s.type_.as_deref(), Some("Opaque"));
+        assert_eq!(text(&s, "api-key").as_deref(), Some("api-key-0123456789"));
+        assert_eq!(s.string_data, None);
+    }
+
+    #[test]
+    fn managed_database_secret_has_user_password_database_and_url() {
+        let s = database_secret(&Tenant::test(), &credentials()).expect("managed has one");
+        assert_eq!(s.metadata.name.as_deref(), Some("acme-db"));
+        assert_eq!(text(&s, "username").as_deref(), Some("crm"));
+        assert_eq!(text(&s, "database").as_deref(), Some("crm"));
+        assert_eq!(
+            text(&s, "password").as_deref(),
+            Some("db-password-0123456789")
+        );
+        assert_eq!(
+            text(&s, "url").as_deref(),
+            Some("postgres://crm:db-password-0123456789@acme-postgres.crm-acme.svc:5432/crm")
+        );
+    }
+
+    #[test]
+    fn shared_database_secret_carries_only_the_password() {
+        let tenant = Tenant::test().with_database(fixture::shared());
+        let s = database_secret(&tenant, &credentials()).expect("shared has one");
+        let keys: Vec<&String> = s.data.iter().flat_map(|d| d.keys()).collect();
+        assert_eq!(keys, ["password"]);
+    }
+
+    #[test]
+    fn embedded_and_external_have_no_database_secret() {
+        for mode in [DatabaseTarget::Embedded, fixture::external()] {
+            let tenant = Tenant::test().with_database(mode);
+            assert_eq!(database_secret(&tenant, &credentials()), None);
+        }
+    }
+}
