@@ -23,7 +23,10 @@
 //! recursively, lists are replaced whole; no field managers, so a field
 //! dropped from a later apply is not removed); strategic merge patch is a
 //! JSON merge patch; cascading deletion is immediate whatever the
-//! propagation policy; no admission, defaulting or schema validation.
+//! propagation policy; no admission, defaulting or schema validation;
+//! label selectors are equality-based only (`a=b`, `a!=b`, `a`, `!a`);
+//! `dryRun`, `fieldManager`, `force` and delete preconditions are ignored;
+//! watches send no BOOKMARK events; `continue` tokens are list offsets.
 #![forbid(unsafe_code)]
 
 mod controls;
