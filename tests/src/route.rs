@@ -1,0 +1,201 @@
+//! URL parsing: resource paths, query parameters and label selectors.
+
+use serde_json::Value;
+
+/// A resource type: group (empty for core), version and plural.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Res {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+}
+
+impl Res {
+    /// `apiVersion` of objects of this type.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `kind` of objects of this type, from a table of known plurals.
+    pub fn kind(&self) -> Option<&'static str> {
+        Some(match self.plural.as_str() {
+            "configmaps" => "ConfigMap",
+            "secrets" => "Secret",
+            "serviceaccounts" => "ServiceAccount",
+            "services" => "Service",
+            "persistentvolumeclaims" => "PersistentVolumeClaim",
+            "pods" => "Pod",
+            "namespaces" => "Namespace",
+            "events" => "Event",
+            "deployments" => "Deployment",
+            "statefulsets" => "StatefulSet",
+            "horizontalpodautoscalers" => "HorizontalPodAutoscaler",
+            "poddisruptionbudgets" => "PodDisruptionBudget",
+            "networkpolicies" => "NetworkPolicy",
+            "leases" => "Lease",
+            "crmtenants" => "CrmTenant",
+            _ => return None,
+        })
+    }
+
+    /// Whether the type has a `/status` subresource.
+    pub fn has_status(&self) -> bool {
+        matches!(
+            self.plural.as_str(),
+            "crmtenants"
+                | "deployments"
+                | "statefulsets"
+                | "horizontalpodautoscalers"
+                | "poddisruptionbudgets"
+        )
+    }
+}
+
+/// One parsed request path with its query.
+#[derive(Clone, Debug)]
+pub(crate) struct Route {
+    pub res: Res,
+    /// Namespace from the URL; `None` for all namespaces or cluster scope.
+    pub ns: Option<String>,
+    pub name: Option<String>,
+    /// The request targets the `/status` subresource.
+    pub status: bool,
+    pub query: Query,
+}
+
+/// Query parameters the double understands.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Query {
+    pub watch: bool,
+    pub resource_version: Option<String>,
+    pub selector: Selector,
+    pub limit: Option<usize>,
+    pub cont: Option<String>,
+    pub timeout_seconds: Option<u64>,
+}
+
+/// Parse `/api/v1/...` or `/apis/{group}/{version}/...`.
+pub(crate) fn parse(path: &str, query: Option<&str>) -> Option<Route> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let (ns, tail) = match rest {
+        ["namespaces", ns, tail @ ..] if !tail.is_empty() => (Some(*ns), tail),
+        _ => (None, rest),
+    };
+    let (plural, name, status) = match tail {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some(*name), false),
+        [plural, name, "status"] => (*plural, Some(*name), true),
+        _ => return None,
+    };
+    Some(Route {
+        res: Res {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            plural: plural.to_owned(),
+        },
+        ns: ns.map(str::to_owned),
+        name: name.map(str::to_owned),
+        status,
+        query: parse_query(query.unwrap_or("")),
+    })
+}
+
+fn parse_query(q: &str) -> Query {
+    let mut out = Query::default();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = decode(v);
+        match k {
+            "watch" => out.watch = v == "true" || v == "1",
+            "resourceVersion" => out.resource_version = Some(v),
+            "labelSelector" => out.selector = Selector::parse(&v),
+            "limit" => out.limit = v.parse().ok(),
+            "continue" => out.cont = Some(v).filter(|c| !c.is_empty()),
+            "timeoutSeconds" => out.timeout_seconds = v.parse().ok(),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Percent-decoding with `+` as space (form encoding).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One requirement of a label selector.
+#[derive(Clone, Debug)]
+enum Term {
+    Eq(String, String),
+    NotEq(String, String),
+    Exists(String),
+    NotExists(String),
+}
+
+/// A label selector: terms joined by AND.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Selector(Vec<Term>);
+
+impl Selector {
+    /// Parse `a=b,c!=d,e,!f` (equality, inequality, existence).
+    pub fn parse(s: &str) -> Self {
+        let terms = s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                if let Some((k, v)) = t.split_once("!=") {
+                    Term::NotEq(k.trim().into(), v.trim().into())
+                } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                    Term::Eq(k.trim().into(), v.trim().into())
+                } else if let Some(k) = t.strip_prefix('!') {
+                    Term::NotExists(k.trim().into())
+                } else {
+                    Term::Exists(t.into())
+                }
+            })
+            .collect();
+        Self(terms)
+    }
+
+    /// Whether the object's labels satisfy every term.
+    pub fn matches(&self, obj: &Value) -> bool {
+        let labels = obj.pointer("/metadata/labels");
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        self.0.iter().all(|t| match t {
+            Term::Eq(k, v) => get(k) == Some(v.as_str()),
+            Term::NotEq(k, v) => get(k) != Some(v.as_str()),
+            Term::Exists(k) => get(k).is_some(),
+            Term::NotExists(k) => get(k).is_none(),
+        })
+    }
+}
