@@ -4,7 +4,8 @@
 //! are resolved here once, and the capacity model has run.
 
 use crm_crds::{
-    CrmTenant, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar, Module, SecretKeyRef, Tier,
+    CrmTenant, CrmTenantSpec, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar, Module,
+    SecretKeyRef, Tier,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
@@ -140,14 +141,7 @@ pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
         .ok_or(ValidationError::MissingNamespace)?;
     let spec = &tenant.spec;
     let database = resolve_database(spec.database.clone().unwrap_or_default())?;
-    if database.mode == DatabaseTarget::Embedded
-        && spec.autoscaling.as_ref().and_then(|a| a.enabled) == Some(true)
-    {
-        return Err(field(
-            "spec.autoscaling.enabled",
-            "the Embedded database runs exactly one replica: autoscaling cannot be enabled",
-        ));
-    }
+    check_cross_field_rules(spec, &database)?;
     let inputs = model::Inputs::from_spec(spec);
     let capacity = model::size(&inputs);
     let resources = spec.resources.clone();
@@ -178,6 +172,70 @@ pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
         name,
         namespace,
     })
+}
+
+/// The CRD's CEL rules, checked again: a tenant stored before a rule existed,
+/// or on a cluster whose CRD is out of date, must not run half-valid.
+fn check_cross_field_rules(
+    spec: &CrmTenantSpec,
+    database: &Database,
+) -> Result<(), ValidationError> {
+    if spec.load.peak_requests_per_second.is_none() && spec.load.active_users.is_none() {
+        return Err(field(
+            "spec.load",
+            "set load.peakRequestsPerSecond or load.activeUsers (or both)",
+        ));
+    }
+    if let Some(performance) = &spec.performance
+        && !(performance.target_utilization > 0.0 && performance.target_utilization < 1.0)
+    {
+        return Err(field(
+            "spec.performance.targetUtilization",
+            "targetUtilization must be strictly between 0 and 1",
+        ));
+    }
+    let (min, max) = spec
+        .replicas
+        .as_ref()
+        .map_or((None, None), |r| (r.min, r.max));
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(field(
+            "spec.replicas",
+            &format!("replicas.min ({min}) must not exceed replicas.max ({max})"),
+        ));
+    }
+    if database.mode == DatabaseTarget::Embedded {
+        if spec.autoscaling.as_ref().and_then(|a| a.enabled) == Some(true) {
+            return Err(field(
+                "spec.autoscaling.enabled",
+                "the Embedded database runs exactly one replica: autoscaling cannot be enabled",
+            ));
+        }
+        if min.is_some_and(|min| min > 1) {
+            return Err(field(
+                "spec.replicas.min",
+                "the Embedded database runs exactly one replica: replicas.min cannot exceed 1",
+            ));
+        }
+    }
+    let env = spec.server.as_ref().and_then(|s| s.env.as_ref());
+    if let Some((i, var)) = env
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, v)| v.name.starts_with("CRM_") || v.name == "DATABASE_URL")
+    {
+        return Err(field(
+            &format!("spec.server.env[{i}].name"),
+            &format!(
+                "{} is set by the operator and cannot be overridden",
+                var.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_database(spec: DatabaseSpec) -> Result<Database, ValidationError> {
@@ -244,5 +302,70 @@ fn field(path: &str, message: &str) -> ValidationError {
     ValidationError::Field {
         path: path.to_owned(),
         message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tenant(spec: serde_json::Value) -> CrmTenant {
+        serde_json::from_value(json!({
+            "apiVersion": "crm.tenancy.dev/v1alpha1", "kind": "CrmTenant",
+            "metadata": { "name": "acme", "namespace": "crm" },
+            "spec": spec,
+        }))
+        .expect("tenant")
+    }
+
+    fn error_path(spec: serde_json::Value) -> String {
+        match validate(&tenant(spec)) {
+            Err(ValidationError::Field { path, .. }) => path,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_minimal_spec_is_valid_with_defaults() {
+        let valid = validate(&tenant(json!({ "load": { "activeUsers": 50 } }))).expect("valid");
+        assert_eq!(valid.database.mode, DatabaseTarget::Embedded);
+        assert_eq!(valid.server.modules, Module::ALL.to_vec());
+    }
+
+    #[test]
+    fn the_cel_rules_are_checked_again_with_the_field_named() {
+        let cases = [
+            (json!({ "load": {} }), "spec.load"),
+            (
+                json!({ "load": { "activeUsers": 5 }, "performance": { "targetUtilization": 1.0 } }),
+                "spec.performance.targetUtilization",
+            ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "database": { "mode": "Managed" },
+                        "replicas": { "min": 4, "max": 2 } }),
+                "spec.replicas",
+            ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "replicas": { "min": 2 } }),
+                "spec.replicas.min",
+            ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "autoscaling": { "enabled": true } }),
+                "spec.autoscaling.enabled",
+            ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "server": { "env": [
+                    { "name": "TZ", "value": "UTC" }, { "name": "CRM_API_KEY", "value": "x" } ] } }),
+                "spec.server.env[1].name",
+            ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "database": { "mode": "Shared" } }),
+                "spec.database.shared",
+            ),
+        ];
+        for (spec, path) in cases {
+            assert_eq!(error_path(spec.clone()), path, "{spec}");
+        }
     }
 }
