@@ -26,6 +26,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::metrics::Metrics;
 use crate::reconcile;
 use crate::{Error, Result};
 use crm_crds::CrmTenant;
@@ -97,6 +98,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Settings the operator runs with.
     pub settings: Settings,
+    /// Reconcile counts and durations.
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per tenant, for backoff.
     failures: Mutex<HashMap<ObjectRef<CrmTenant>, u32>>,
 }
@@ -128,10 +131,11 @@ impl Context {
     }
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves, counting into `metrics`.
 pub async fn run(
     client: Client,
     settings: Settings,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let children = watcher::Config::default()
@@ -176,6 +180,7 @@ pub async fn run(
         client: client.clone(),
         failures: Mutex::new(HashMap::new()),
         settings: settings.clone(),
+        metrics,
     });
     Controller::new(api::<CrmTenant>(&client, ns), tenants)
         .owns_stream(sa_events)

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod controller;
 pub mod database;
 pub mod labels;
+pub mod metrics;
 pub mod model;
 pub mod reconcile;
 pub mod status;

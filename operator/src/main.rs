@@ -1,10 +1,12 @@
 //! `crm-operator`: see `crm-operator --help`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use crm_operator::cli::{Cli, Command, LogFormat, RunArgs, run_offline};
 use crm_operator::controller;
+use crm_operator::metrics::Metrics;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,7 +32,8 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let client = kube::Client::try_default().await?;
         tracing::info!(settings = ?args.settings(), "starting the CrmTenant controller");
-        controller::run(client, args.settings(), shutdown_signal()).await;
+        let metrics = Arc::new(Metrics::new()?);
+        controller::run(client, args.settings(), metrics, shutdown_signal()).await;
         tracing::info!("controller stopped");
         Ok(())
     })

@@ -2,7 +2,7 @@
 //! observe → status, and the Events a platform operator wants to read.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crm_crds::{CrmTenant, CrmTenantStatus, Phase, annotation};
 use k8s_openapi::api::core::v1::Secret;
@@ -19,6 +19,7 @@ use crate::build;
 use crate::controller::Context;
 use crate::database::credentials::{self, Change, Resolved};
 use crate::labels::FIELD_MANAGER;
+use crate::metrics::Outcome;
 use crate::status::{self, DatabaseState, Failure, Observed};
 use crate::validate::{self, DatabaseTarget, Tenant};
 use crate::{Error, Result};
@@ -30,16 +31,22 @@ const CONVERGING: Duration = Duration::from_secs(15);
 
 /// The controller's reconciler.
 pub async fn reconcile(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Result<Action> {
-    match reconcile_tenant(&tenant, &context).await {
-        Ok(action) => {
-            context.succeeded(&tenant);
-            Ok(action)
-        }
+    let started = Instant::now();
+    let result = reconcile_tenant(&tenant, &context).await;
+    match &result {
+        Ok(_) => context.succeeded(&tenant),
         Err(error) => {
-            report_failure(&tenant, &context, &error).await;
-            Err(error)
+            report_failure(&tenant, &context, error).await;
+            context.metrics.failed(error.reason());
         }
     }
+    let outcome = if result.is_ok() {
+        Outcome::Ok
+    } else {
+        Outcome::Error
+    };
+    context.metrics.reconciled(outcome, started.elapsed());
+    result
 }
 
 async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Action> {
@@ -69,6 +76,9 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
             credentials::mark(secret, &password);
         }
         report = apply::apply_all(&context.client, &context.stores, &validated, &desired).await?;
+        context
+            .metrics
+            .wrote(report.applied.len(), report.pruned.len());
         if api_key.change == Some(Change::Rotated) {
             rotated.push("API key");
         }

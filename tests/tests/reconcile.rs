@@ -1,0 +1,718 @@
+//! The real kube-runtime controller of `crm-operator run`, reconciling
+//! CrmTenants against the stateful API-server double.
+//!
+//! Each test starts the controller on its own double, acts as a user or as
+//! Kubernetes would (apply a tenant, delete or edit a child, report replicas
+//! ready, fail requests) and waits for the operator to converge.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_crds::{CrmTenant, Phase, annotation, condition};
+use crm_operator::build::{self, Credentials};
+use crm_operator::controller::{self, Settings};
+use crm_operator::metrics::{Metrics, Outcome};
+use crm_operator::validate;
+use crm_tests::{ApiDouble, Fault, FaultResponse};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long the operator gets to converge before a test fails.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// The controller running against a fresh double.
+struct Operator {
+    double: ApiDouble,
+    metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Operator {
+    fn start() -> Self {
+        let double = ApiDouble::new();
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settings = Settings {
+            default_image: Some("crm-server:test".into()),
+            ..Settings::default()
+        };
+        let task = tokio::spawn(controller::run(
+            double.client(),
+            settings,
+            metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            double,
+            metrics,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(CONVERGE, &mut self.task)
+            .await
+            .expect("the controller stops on shutdown")
+            .expect("the controller task does not panic");
+    }
+
+    fn tenants(&self, ns: &str) -> Api<CrmTenant> {
+        Api::namespaced(self.double.client(), ns)
+    }
+
+    async fn create(&self, tenant: &CrmTenant) -> CrmTenant {
+        self.tenants(&tenant.namespace().expect("namespace"))
+            .create(&PostParams::default(), tenant)
+            .await
+            .expect("create the tenant")
+    }
+
+    /// A JSON merge patch of the tenant, as `kubectl patch --type merge` sends.
+    async fn patch(&self, tenant: &CrmTenant, patch: Value) {
+        self.tenants(&tenant.namespace().expect("namespace"))
+            .patch(
+                &tenant.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .expect("patch the tenant");
+    }
+
+    fn tenant(&self, tenant: &CrmTenant) -> CrmTenant {
+        self.get(tenant, "")
+            .unwrap_or_else(|| panic!("tenant {} is stored", tenant.name_any()))
+    }
+
+    fn get<K>(&self, tenant: &CrmTenant, suffix: &str) -> Option<K>
+    where
+        K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+    {
+        let ns = tenant.namespace().expect("namespace");
+        self.double
+            .get_object::<K>(&ns, &format!("{}{suffix}", tenant.name_any()))
+    }
+
+    /// Polls `check` until it returns something, or fails the test naming `what`.
+    async fn eventually<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            if let Some(value) = check(self) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last requests: {:#?}",
+                self.double
+                    .request_log()
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn phase(&self, tenant: &CrmTenant, phase: Phase) -> CrmTenant {
+        let what = format!("phase {phase:?} of {}", tenant.name_any());
+        self.eventually(&what, |op| {
+            let stored = op.tenant(tenant);
+            let status = stored.status.as_ref()?;
+            (status.phase == Some(phase)
+                && status.observed_generation == stored.metadata.generation)
+                .then_some(stored)
+        })
+        .await
+    }
+
+    /// Reports the tenant's replicas (and its PostgreSQL) ready, as the
+    /// Deployment and StatefulSet controllers would.
+    fn pods_ready(&self, tenant: &CrmTenant, replicas: i32) {
+        let ns = tenant.namespace().expect("namespace");
+        let name = tenant.name_any();
+        let counts = json!({
+            "replicas": replicas, "readyReplicas": replicas,
+            "availableReplicas": replicas, "updatedReplicas": replicas,
+            "observedGeneration": 1,
+        });
+        assert!(self.double.set_status::<Deployment>(&ns, &name, counts));
+        let postgres = format!("{name}-postgres");
+        if self
+            .double
+            .get_object::<StatefulSet>(&ns, &postgres)
+            .is_some()
+        {
+            let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1 });
+            assert!(
+                self.double
+                    .set_status::<StatefulSet>(&ns, &postgres, counts)
+            );
+        }
+    }
+
+    /// Creates the tenant and walks it to Ready.
+    async fn ready(&self, tenant: &CrmTenant) -> CrmTenant {
+        self.create(tenant).await;
+        self.eventually("the Deployment", |op| op.get::<Deployment>(tenant, ""))
+            .await;
+        let stored = self.phase(tenant, Phase::Provisioning).await;
+        let replicas = stored
+            .status
+            .and_then(|s| s.sizing)
+            .map_or(1, |s| s.min_replicas);
+        self.pods_ready(tenant, replicas);
+        self.phase(tenant, Phase::Ready).await
+    }
+
+    /// Waits until `n` more successful reconciles than `since` have finished.
+    async fn reconciled(&self, since: u64, n: u64) {
+        self.eventually("more reconciles", |op| {
+            (op.metrics.reconciles(Outcome::Ok) >= since + n).then_some(())
+        })
+        .await;
+    }
+
+    /// Changes the tenant in a way its spec does not see (a label), which
+    /// makes the controller reconcile it once more.
+    fn nudge(&self, tenant: &CrmTenant, value: &str) {
+        let ns = tenant.namespace().expect("namespace");
+        assert!(
+            self.double
+                .edit_object::<CrmTenant>(&ns, &tenant.name_any(), |object| {
+                    object["metadata"]["labels"]["nudge"] = json!(value);
+                })
+        );
+    }
+
+    /// Reasons of the Events recorded about the tenant, oldest first.
+    fn event_reasons(&self, tenant: &CrmTenant) -> Vec<String> {
+        let ns = tenant.namespace().expect("namespace");
+        let mut events: Vec<Event> = self.double.list_objects::<Event>(&ns);
+        events.retain(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&tenant.name_any())
+        });
+        events.sort_by_key(|e| e.metadata.resource_version.clone());
+        events.into_iter().filter_map(|e| e.reason).collect()
+    }
+
+    /// The sizing in status, once status describes the current generation.
+    fn sizing(&self, tenant: &CrmTenant) -> Option<crm_crds::Sizing> {
+        let stored = self.tenant(tenant);
+        let status = stored.status?;
+        (status.observed_generation == stored.metadata.generation).then_some(status.sizing?)
+    }
+
+    fn condition(&self, tenant: &CrmTenant, type_: &str) -> Option<(String, String)> {
+        let stored = self.tenant(tenant);
+        let conditions = stored.status?.conditions;
+        let found = conditions.into_iter().find(|c| c.type_ == type_)?;
+        Some((found.status, found.reason))
+    }
+}
+
+fn example(name: &str) -> CrmTenant {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(format!("{name}.yaml"));
+    let text = std::fs::read_to_string(&path).expect("example manifest");
+    serde_saphyr::from_str(&text).expect("example parses as a CrmTenant")
+}
+
+/// `Kind/name` of every object the builders want for this tenant.
+fn desired(tenant: &CrmTenant) -> BTreeSet<String> {
+    let validated = validate::validate(tenant).expect("valid example");
+    let credentials = Credentials {
+        api_key: "k".into(),
+        database_password: "p".into(),
+    };
+    build::build(&validated, &credentials)
+        .objects()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or("?"),
+                o["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// `Kind/name` of every object in the namespace the tenant controls.
+fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<String> {
+    let ns = tenant.namespace().expect("namespace");
+    let mut found = BTreeSet::new();
+    let mut collect = |kind: &str, objects: Vec<kube::core::DynamicObject>| {
+        for object in objects {
+            let controlled = object
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid && o.controller == Some(true));
+            if controlled {
+                found.insert(format!("{kind}/{}", object.name_any()));
+            }
+        }
+    };
+    macro_rules! kinds {
+        ($($kind:ty),*) => {$(
+            let objects = double
+                .list_objects::<$kind>(&ns)
+                .into_iter()
+                .map(|o| serde_json::from_value(serde_json::to_value(o).expect("json")).expect("dynamic"))
+                .collect();
+            collect(<$kind as kube::Resource>::kind(&()).as_ref(), objects);
+        )*};
+    }
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    kinds!(
+        ServiceAccount,
+        Secret,
+        ConfigMap,
+        Deployment,
+        Service,
+        HorizontalPodAutoscaler,
+        PodDisruptionBudget,
+        NetworkPolicy,
+        StatefulSet,
+        PersistentVolumeClaim
+    );
+    found
+}
+
+fn api_key(secret: &Secret) -> Vec<u8> {
+    secret.data.as_ref().expect("data")["api-key"].0.clone()
+}
+
+fn config_hash(deployment: &Deployment) -> String {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get("crm.tenancy.dev/config-hash").cloned())
+        .expect("config-hash annotation")
+}
+
+fn spec_replicas(deployment: &Deployment) -> Option<i32> {
+    deployment.spec.as_ref().and_then(|s| s.replicas)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_database_mode_gets_all_its_children_and_becomes_ready() {
+    let operator = Operator::start();
+    for name in [
+        "starter-embedded",
+        "growth-managed",
+        "enterprise-shared",
+        "growth-external",
+    ] {
+        let tenant = example(name);
+        let stored = operator.ready(&tenant).await;
+        let uid = stored.uid().expect("uid");
+        let want = desired(&tenant);
+        let have = owned(&operator.double, &tenant, &uid);
+        assert_eq!(have, want, "{name}: children controlled by the tenant");
+
+        let status = stored.status.expect("status");
+        let sizing = status.sizing.expect("sizing");
+        assert!(sizing.replicas >= sizing.min_replicas, "{name}: {sizing:?}");
+        assert_eq!(
+            operator.condition(&tenant, condition::READY),
+            Some(("True".into(), "Ready".into())),
+            "{name}"
+        );
+        assert!(
+            operator
+                .event_reasons(&tenant)
+                .contains(&"Created".to_owned()),
+            "{name}: a Created Event"
+        );
+    }
+    let managed = example("growth-managed");
+    assert!(operator.get::<StatefulSet>(&managed, "-postgres").is_some());
+    let embedded = example("starter-embedded");
+    let deployment = operator
+        .get::<Deployment>(&embedded, "")
+        .expect("deployment");
+    assert_eq!(
+        spec_replicas(&deployment),
+        Some(1),
+        "Embedded runs one replica"
+    );
+    assert!(
+        operator
+            .get::<HorizontalPodAutoscaler>(&embedded, "")
+            .is_none()
+    );
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_tenant_is_reconciled_without_writes_and_keeps_its_credentials() {
+    let operator = Operator::start();
+    let tenant = example("growth-managed");
+    operator.ready(&tenant).await;
+    let api = operator.get::<Secret>(&tenant, "-api").expect("api secret");
+    let db = operator.get::<Secret>(&tenant, "-db").expect("db secret");
+
+    operator.double.clear_log();
+    for round in 0..10 {
+        let before = operator.metrics.reconciles(Outcome::Ok);
+        operator.nudge(&tenant, &round.to_string());
+        operator.reconciled(before, 1).await;
+    }
+    let writes: Vec<_> = operator
+        .double
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_write() && !r.is_event())
+        .collect();
+    assert!(writes.is_empty(), "writes on a settled tenant: {writes:#?}");
+    assert_eq!(operator.double.count_writes(), 0, "no Events either");
+
+    let api_after = operator.get::<Secret>(&tenant, "-api").expect("api secret");
+    let db_after = operator.get::<Secret>(&tenant, "-db").expect("db secret");
+    assert_eq!(api_after.resource_version(), api.resource_version());
+    assert_eq!(db_after.resource_version(), db.resource_version());
+    assert_eq!(api_key(&api_after), api_key(&api));
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_children_come_back_and_edited_fields_are_reverted() {
+    let operator = Operator::start();
+    let tenant = example("growth-managed");
+    operator.ready(&tenant).await;
+    let ns = tenant.namespace().expect("namespace");
+    let name = tenant.name_any();
+    let service = operator.get::<Service>(&tenant, "").expect("service");
+
+    assert!(operator.double.delete_object::<Service>(&ns, &name));
+    let back = operator
+        .eventually("the Service recreated", |op| op.get::<Service>(&tenant, ""))
+        .await;
+    assert_ne!(back.uid(), service.uid(), "a new object, not the old one");
+    assert_eq!(back.spec, service.spec);
+
+    let image = |d: &Deployment| {
+        d.spec
+            .as_ref()
+            .expect("spec")
+            .template
+            .spec
+            .as_ref()
+            .expect("pod")
+            .containers[0]
+            .image
+            .clone()
+    };
+    let original = image(&operator.get::<Deployment>(&tenant, "").expect("deployment"));
+    assert!(operator.double.edit_object::<Deployment>(&ns, &name, |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil:latest");
+    }));
+    operator
+        .eventually("the image reverted", |op| {
+            let deployment = op.get::<Deployment>(&tenant, "")?;
+            (image(&deployment) == original).then_some(())
+        })
+        .await;
+
+    let config = format!("{name}-config");
+    assert!(operator.double.edit_object::<ConfigMap>(&ns, &config, |c| {
+        c["data"]["CRM_DB_POOL_SIZE"] = json!("999");
+    }));
+    operator
+        .eventually("the pool size reverted", |op| {
+            let map = op.get::<ConfigMap>(&tenant, "-config")?;
+            let pool = map.data?.get("CRM_DB_POOL_SIZE")?.clone();
+            (pool != "999").then_some(())
+        })
+        .await;
+    assert!(
+        operator
+            .event_reasons(&tenant)
+            .contains(&"Updated".to_owned())
+    );
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_load_moves_the_autoscaler_and_leaves_deployment_replicas_to_it() {
+    let operator = Operator::start();
+    let tenant = example("growth-managed");
+    let ready = operator.ready(&tenant).await;
+    let ns = tenant.namespace().expect("namespace");
+    let before = ready.status.and_then(|s| s.sizing).expect("sizing");
+    let deployment = operator.get::<Deployment>(&tenant, "").expect("deployment");
+    assert_eq!(
+        spec_replicas(&deployment),
+        None,
+        "the HPA owns spec.replicas"
+    );
+
+    // The HPA scaled the Deployment out; the operator must leave that alone.
+    assert!(
+        operator
+            .double
+            .edit_object::<Deployment>(&ns, &tenant.name_any(), |d| {
+                d["spec"]["replicas"] = json!(5);
+            })
+    );
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "load": { "peakRequestsPerSecond": 900 } } }),
+        )
+        .await;
+    let hpa = operator
+        .eventually("the HPA resized", |op| {
+            let hpa = op.get::<HorizontalPodAutoscaler>(&tenant, "")?;
+            let max = hpa.spec.as_ref()?.max_replicas;
+            (max > before.max_replicas).then_some(hpa)
+        })
+        .await;
+    let after = operator
+        .eventually("sizing for the new generation", |op| op.sizing(&tenant))
+        .await;
+    let spec = hpa.spec.expect("hpa spec");
+    assert_eq!(spec.max_replicas, after.max_replicas);
+    assert_eq!(spec.min_replicas, Some(after.min_replicas));
+    assert!(after.replicas > before.replicas, "{before:?} → {after:?}");
+    let deployment = operator.get::<Deployment>(&tenant, "").expect("deployment");
+    assert_eq!(spec_replicas(&deployment), Some(5));
+    operator
+        .eventually("a Scaled Event", |op| {
+            op.event_reasons(&tenant)
+                .contains(&"Scaled".to_owned())
+                .then_some(())
+        })
+        .await;
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscaling_off_removes_the_hpa_and_sets_the_replicas() {
+    let operator = Operator::start();
+    let tenant = example("growth-managed");
+    operator.ready(&tenant).await;
+    assert!(
+        operator
+            .get::<HorizontalPodAutoscaler>(&tenant, "")
+            .is_some()
+    );
+
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "autoscaling": { "enabled": false } } }),
+        )
+        .await;
+    operator
+        .eventually("the HPA removed", |op| {
+            op.get::<HorizontalPodAutoscaler>(&tenant, "")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    let sizing = operator
+        .eventually("sizing for the new generation", |op| op.sizing(&tenant))
+        .await;
+    let replicas = operator
+        .eventually("Deployment replicas set", |op| {
+            spec_replicas(&op.get::<Deployment>(&tenant, "")?)
+        })
+        .await;
+    assert_eq!(replicas, sizing.replicas);
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_scales_to_zero_keeps_data_and_resume_brings_it_back() {
+    let operator = Operator::start();
+    let tenant = example("growth-managed");
+    operator.ready(&tenant).await;
+    let db = operator.get::<Secret>(&tenant, "-db").expect("db secret");
+
+    operator
+        .patch(&tenant, json!({ "spec": { "suspend": true } }))
+        .await;
+    operator
+        .eventually("zero replicas", |op| {
+            (spec_replicas(&op.get::<Deployment>(&tenant, "")?) == Some(0)).then_some(())
+        })
+        .await;
+    operator.pods_ready(&tenant, 0);
+    operator.phase(&tenant, Phase::Suspended).await;
+    assert!(
+        operator
+            .get::<HorizontalPodAutoscaler>(&tenant, "")
+            .is_none()
+    );
+    let kept = operator
+        .get::<Secret>(&tenant, "-db")
+        .expect("db secret kept");
+    assert_eq!(kept.data, db.data);
+    assert!(operator.get::<StatefulSet>(&tenant, "-postgres").is_some());
+
+    operator
+        .patch(&tenant, json!({ "spec": { "suspend": false } }))
+        .await;
+    operator
+        .eventually("the HPA back", |op| {
+            op.get::<HorizontalPodAutoscaler>(&tenant, "")
+        })
+        .await;
+    let stored = operator.phase(&tenant, Phase::Provisioning).await;
+    let min = stored
+        .status
+        .and_then(|s| s.sizing)
+        .expect("sizing")
+        .min_replicas;
+    operator.pods_ready(&tenant, min);
+    operator.phase(&tenant, Phase::Ready).await;
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_api_key_replaces_it_once_and_rolls_the_pods() {
+    let operator = Operator::start();
+    let tenant = example("growth-managed");
+    operator.ready(&tenant).await;
+    let old_key = api_key(&operator.get::<Secret>(&tenant, "-api").expect("secret"));
+    let old_hash = config_hash(&operator.get::<Deployment>(&tenant, "").expect("deployment"));
+
+    operator
+        .patch(
+            &tenant,
+            json!({ "metadata": { "annotations": { annotation::ROTATE_API_KEY: "2026-11-23" } } }),
+        )
+        .await;
+    let new_key = operator
+        .eventually("a new API key", |op| {
+            let key = api_key(&op.get::<Secret>(&tenant, "-api")?);
+            (key != old_key).then_some(key)
+        })
+        .await;
+    assert!(new_key.len() >= 32, "at least 256 bits, URL-safe encoded");
+    let new_hash = config_hash(&operator.get::<Deployment>(&tenant, "").expect("deployment"));
+    assert_ne!(new_hash, old_hash, "the pod template changes, so pods roll");
+    operator
+        .eventually("a CredentialsRotated Event", |op| {
+            op.event_reasons(&tenant)
+                .contains(&"CredentialsRotated".to_owned())
+                .then_some(())
+        })
+        .await;
+
+    // The same request, seen again, rotates nothing more.
+    for round in 0..3 {
+        let before = operator.metrics.reconciles(Outcome::Ok);
+        operator.nudge(&tenant, &round.to_string());
+        operator.reconciled(before, 1).await;
+    }
+    let key = api_key(&operator.get::<Secret>(&tenant, "-api").expect("secret"));
+    assert_eq!(key, new_key);
+    let rotations = operator
+        .event_reasons(&tenant)
+        .iter()
+        .filter(|r| *r == "CredentialsRotated")
+        .count();
+    assert_eq!(rotations, 1);
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_writes_degrade_the_tenant_until_they_succeed_again() {
+    for code in [500, 409] {
+        let operator = Operator::start();
+        let tenant = example("growth-managed");
+        operator.ready(&tenant).await;
+
+        operator.double.inject(Fault {
+            verb: Some("PATCH"),
+            path_contains: Some("/configmaps/".into()),
+            response: FaultResponse::Status(code),
+            times: 2,
+        });
+        operator
+            .patch(
+                &tenant,
+                json!({ "spec": { "server": { "modules": ["Customers", "Sales"] } } }),
+            )
+            .await;
+        let degraded = operator.phase(&tenant, Phase::Degraded).await;
+        let conditions = degraded.status.expect("status").conditions;
+        let ready = conditions
+            .iter()
+            .find(|c| c.type_ == condition::READY)
+            .expect("Ready condition");
+        assert_eq!(ready.status, "False", "{code}");
+        assert!(
+            ready.message.contains("ConfigMap"),
+            "{code}: {}",
+            ready.message
+        );
+        assert!(
+            operator
+                .event_reasons(&tenant)
+                .contains(&"ApplyFailed".to_owned()),
+            "{code}: a Warning Event"
+        );
+        assert!(operator.metrics.reconciles(Outcome::Error) >= 1);
+
+        operator.phase(&tenant, Phase::Ready).await;
+        assert_eq!(
+            operator.condition(&tenant, condition::STALLED).map(|c| c.0),
+            Some("False".into()),
+            "{code}: a transient failure never stalls"
+        );
+        operator
+            .eventually("a Recovered Event", |op| {
+                op.event_reasons(&tenant)
+                    .contains(&"Recovered".to_owned())
+                    .then_some(())
+            })
+            .await;
+        operator.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_stalls_with_a_message_and_creates_nothing() {
+    let operator = Operator::start();
+    let mut tenant = example("starter-embedded");
+    // What the API server's CEL rule would refuse; the operator refuses it too.
+    tenant.spec.replicas = Some(crm_crds::ReplicasSpec {
+        min: Some(3),
+        max: Some(2),
+    });
+    operator.create(&tenant).await;
+    operator.phase(&tenant, Phase::Degraded).await;
+    let (status, reason) = operator
+        .condition(&tenant, condition::STALLED)
+        .expect("Stalled");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"));
+    assert!(operator.get::<Deployment>(&tenant, "").is_none());
+    operator.shutdown().await;
+}
