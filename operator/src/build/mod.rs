@@ -163,6 +163,19 @@ pub fn metadata(tenant: &Tenant, name: String, component: Component) -> ObjectMe
     }
 }
 
+/// Metadata of what holds or opens the tenant's data (the Embedded volume, the
+/// database credentials). Owned by the tenant, and so removed by the garbage
+/// collector with it, only under `deletionPolicy: Delete`; under Retain they
+/// outlive the tenant, and a tenant created again under the same name finds
+/// them and carries on with the same data and password.
+pub fn data_metadata(tenant: &Tenant, name: String, component: Component) -> ObjectMeta {
+    let mut meta = metadata(tenant, name, component);
+    if tenant.database.deletion_policy == crm_crds::DeletionPolicy::Retain {
+        meta.owner_references = None;
+    }
+    meta
+}
+
 /// CPU cores as a millicore quantity: 0.5 → `500m`. Whole millicores, since
 /// that is the finest CPU unit Kubernetes schedules.
 pub fn cpu_quantity(cores: f64) -> Quantity {

@@ -9,10 +9,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
-use super::{Credentials, POSTGRES_PORT, api_secret_name, database_secret_name, metadata};
+use super::{
+    Credentials, POSTGRES_PORT, api_secret_name, data_metadata, database_secret_name, metadata,
+};
 use crate::database::credentials::{API_KEY, PASSWORD};
 use crate::labels::Component;
 use crate::validate::{DatabaseTarget, Tenant};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Key of the database user in `<t>-db`.
 pub const USERNAME: &str = "username";
@@ -26,11 +29,8 @@ pub const MANAGED_USER: &str = "crm";
 
 /// `<t>-api`, key `api-key`.
 pub fn api_secret(tenant: &Tenant, credentials: &Credentials) -> Secret {
-    opaque(
-        tenant,
-        api_secret_name(tenant),
-        [(API_KEY, credentials.api_key.clone())],
-    )
+    let meta = metadata(tenant, api_secret_name(tenant), Component::Server);
+    opaque(meta, [(API_KEY, credentials.api_key.clone())])
 }
 
 /// `<t>-db` for Managed and Shared; Embedded needs no credentials and
@@ -53,7 +53,9 @@ pub fn database_secret(tenant: &Tenant, credentials: &Credentials) -> Option<Sec
         DatabaseTarget::Shared { .. } => vec![(PASSWORD, password)],
         DatabaseTarget::Embedded | DatabaseTarget::External { .. } => return None,
     };
-    Some(opaque(tenant, database_secret_name(tenant), data))
+    // The password opens the retained data, so it is kept with it.
+    let meta = data_metadata(tenant, database_secret_name(tenant), Component::Server);
+    Some(opaque(meta, data))
 }
 
 /// The URL of the tenant's own PostgreSQL server. Generated passwords are
@@ -66,17 +68,13 @@ fn managed_url(tenant: &Tenant, password: &str) -> String {
     )
 }
 
-fn opaque(
-    tenant: &Tenant,
-    name: String,
-    data: impl IntoIterator<Item = (&'static str, String)>,
-) -> Secret {
+fn opaque(metadata: ObjectMeta, data: impl IntoIterator<Item = (&'static str, String)>) -> Secret {
     let data: BTreeMap<String, ByteString> = data
         .into_iter()
         .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
         .collect();
     Secret {
-        metadata: metadata(tenant, name, Component::Server),
+        metadata,
         type_: Some("Opaque".to_owned()),
         data: Some(data),
         ..Secret::default()

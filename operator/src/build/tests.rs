@@ -49,6 +49,7 @@ fn nulls(value: &Value, path: &str, found: &mut Vec<String>) {
 #[test]
 fn every_object_carries_owner_reference_and_standard_labels() {
     for tenant in tenants() {
+        let tenant = tenant.with_deletion_policy(crm_crds::DeletionPolicy::Delete);
         for object in build(&tenant, &credentials()).objects() {
             let meta = &object["metadata"];
             let what = format!("{} {}", object["kind"], meta["name"]);
@@ -66,6 +67,21 @@ fn every_object_carries_owner_reference_and_standard_labels() {
             );
             assert!(labels.contains_key("app.kubernetes.io/name"), "{what}");
             assert!(labels.contains_key("app.kubernetes.io/component"), "{what}");
+        }
+    }
+}
+
+#[test]
+fn under_retain_only_data_and_its_credentials_outlive_the_tenant() {
+    for tenant in tenants() {
+        for object in build(&tenant, &credentials()).objects() {
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let owned = object["metadata"].get("ownerReferences").is_some();
+            let data = name == "acme-db" || name == "acme-data";
+            assert_eq!(owned, !data, "{} {name}", object["kind"]);
         }
     }
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::{data_volume_name, metadata};
+use super::{data_metadata, data_volume_name};
 use crate::labels::Component;
 use crate::validate::{DatabaseTarget, Tenant};
 
@@ -17,7 +17,7 @@ pub fn data_volume(tenant: &Tenant) -> Option<PersistentVolumeClaim> {
         return None;
     }
     Some(PersistentVolumeClaim {
-        metadata: metadata(tenant, data_volume_name(tenant), Component::Server),
+        metadata: data_metadata(tenant, data_volume_name(tenant), Component::Server),
         spec: Some(claim_spec(tenant)),
         ..PersistentVolumeClaim::default()
     })
@@ -59,6 +59,17 @@ mod tests {
         let requests = spec.resources.and_then(|r| r.requests).expect("requests");
         assert_eq!(requests["storage"], Quantity("1Gi".into()));
         assert_eq!(spec.storage_class_name, None);
+    }
+
+    #[test]
+    fn the_volume_is_owned_by_the_tenant_only_when_data_goes_with_it() {
+        let retained = data_volume(&embedded()).expect("volume");
+        assert_eq!(retained.metadata.owner_references, None);
+        let deleted =
+            data_volume(&embedded().with_deletion_policy(crm_crds::DeletionPolicy::Delete))
+                .expect("volume");
+        let owners = deleted.metadata.owner_references.expect("owner");
+        assert_eq!(owners[0].controller, Some(true));
     }
 
     #[test]
