@@ -22,7 +22,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -49,6 +49,9 @@ pub struct Settings {
     pub reporter: String,
     /// The image tenants run when their spec names none.
     pub default_image: Option<String>,
+    /// Longest one reconcile may take; a hung API call then counts as a
+    /// transient failure and is retried, instead of blocking the tenant.
+    pub reconcile_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             concurrency: 8,
             reporter: crate::labels::FIELD_MANAGER.to_owned(),
             default_image: None,
+            reconcile_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -182,7 +186,21 @@ pub async fn run(
         settings: settings.clone(),
         metrics,
     });
-    Controller::new(api::<CrmTenant>(&client, ns), tenants)
+    // Status writes (ours included) change neither generation, labels nor
+    // annotations: they do not wake the tenant again, so a failure's status
+    // update cannot cut its backoff short.
+    let (tenant_cache, tenant_writer) = reflector::store();
+    let tenant_events = watcher(api::<CrmTenant>(&client, ns), tenants)
+        .default_backoff()
+        .reflect(tenant_writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::labels)
+                .combine(predicates::annotations),
+            PredicateConfig::default(),
+        );
+    Controller::for_stream(tenant_events, tenant_cache)
         .owns_stream(sa_events)
         .owns_stream(secret_events)
         .owns_stream(cm_events)

@@ -61,6 +61,9 @@ pub enum Error {
     /// No random bytes for a new credential.
     #[error(transparent)]
     GenerateCredentials(#[from] database::credentials::RandomError),
+    /// The API server did not answer within the reconcile timeout.
+    #[error("reconcile took longer than {0:?}; the API server did not answer in time")]
+    Timeout(std::time::Duration),
 }
 
 impl Error {
@@ -70,7 +73,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Invalid(_) => false,
-            Error::GenerateCredentials(_) => true,
+            Error::GenerateCredentials(_) | Error::Timeout(_) => true,
             Error::Apply { source, .. }
             | Error::Prune { source, .. }
             | Error::PatchStatus { source, .. } => match source {
@@ -88,6 +91,7 @@ impl Error {
             Error::Prune { .. } => "PruneFailed",
             Error::PatchStatus { .. } => "StatusUpdateFailed",
             Error::GenerateCredentials(_) => "CredentialGenerationFailed",
+            Error::Timeout(_) => "Timeout",
         }
     }
 }

@@ -32,7 +32,10 @@ const CONVERGING: Duration = Duration::from_secs(15);
 /// The controller's reconciler.
 pub async fn reconcile(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
-    let result = reconcile_tenant(&tenant, &context).await;
+    let limit = context.settings.reconcile_timeout;
+    let result = tokio::time::timeout(limit, reconcile_tenant(&tenant, &context))
+        .await
+        .unwrap_or(Err(Error::Timeout(limit)));
     match &result {
         Ok(_) => context.succeeded(&tenant),
         Err(error) => {

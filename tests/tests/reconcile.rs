@@ -39,12 +39,16 @@ struct Operator {
 
 impl Operator {
     fn start() -> Self {
+        Self::start_with(Settings::default())
+    }
+
+    fn start_with(settings: Settings) -> Self {
         let double = ApiDouble::new();
         let metrics = Arc::new(Metrics::new().expect("metrics"));
         let (stop, stopped) = oneshot::channel::<()>();
         let settings = Settings {
             default_image: Some("crm-server:test".into()),
-            ..Settings::default()
+            ..settings
         };
         let task = tokio::spawn(controller::run(
             double.client(),
@@ -255,21 +259,26 @@ fn desired(tenant: &CrmTenant) -> BTreeSet<String> {
         .collect()
 }
 
-/// `Kind/name` of every object in the namespace the tenant controls.
+/// `Kind/name` of every object in the namespace labelled as the tenant's;
+/// each is controlled by the tenant, except what holds data under Retain.
 fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<String> {
     let ns = tenant.namespace().expect("namespace");
     let mut found = BTreeSet::new();
     let mut collect = |kind: &str, objects: Vec<kube::core::DynamicObject>| {
         for object in objects {
+            if object.labels().get("app.kubernetes.io/instance") != Some(&tenant.name_any()) {
+                continue;
+            }
+            let name = object.name_any();
             let controlled = object
                 .metadata
                 .owner_references
                 .iter()
                 .flatten()
                 .any(|o| o.uid == uid && o.controller == Some(true));
-            if controlled {
-                found.insert(format!("{kind}/{}", object.name_any()));
-            }
+            let retained = name.ends_with("-db") || name.ends_with("-data");
+            assert_eq!(controlled, !retained, "{kind}/{name} owner reference");
+            found.insert(format!("{kind}/{name}"));
         }
     };
     macro_rules! kinds {
@@ -377,7 +386,7 @@ async fn a_settled_tenant_is_reconciled_without_writes_and_keeps_its_credentials
     let db = operator.get::<Secret>(&tenant, "-db").expect("db secret");
 
     operator.double.clear_log();
-    for round in 0..10 {
+    for round in 0..100 {
         let before = operator.metrics.reconciles(Outcome::Ok);
         operator.nudge(&tenant, &round.to_string());
         operator.reconciled(before, 1).await;
@@ -714,5 +723,242 @@ async fn an_invalid_spec_stalls_with_a_message_and_creates_nothing() {
         .expect("Stalled");
     assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"));
     assert!(operator.get::<Deployment>(&tenant, "").is_none());
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_api_call_times_out_and_is_retried() {
+    let operator = Operator::start_with(Settings {
+        reconcile_timeout: Duration::from_millis(500),
+        ..Settings::default()
+    });
+    let tenant = example("growth-managed");
+    operator.ready(&tenant).await;
+    operator.double.inject(Fault {
+        verb: Some("PATCH"),
+        path_contains: Some("/configmaps/".into()),
+        response: FaultResponse::Hang,
+        times: 1,
+    });
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "server": { "modules": ["Customers"] } } }),
+        )
+        .await;
+    let degraded = operator.phase(&tenant, Phase::Degraded).await;
+    let ready = degraded
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == condition::READY)
+        .expect("Ready");
+    assert!(
+        ready.message.contains("did not answer"),
+        "{}",
+        ready.message
+    );
+    assert!(
+        operator
+            .event_reasons(&tenant)
+            .contains(&"Timeout".to_owned())
+    );
+    operator.phase(&tenant, Phase::Ready).await;
+    let map = operator
+        .get::<ConfigMap>(&tenant, "-config")
+        .expect("config");
+    assert_eq!(map.data.expect("data")["CRM_MODULES"], "customers");
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_tenant_is_left_alone_until_resumed() {
+    let operator = Operator::start();
+    let tenant = example("growth-managed");
+    operator.ready(&tenant).await;
+    operator
+        .patch(
+            &tenant,
+            json!({ "metadata": { "annotations": { annotation::RECONCILE: "paused" } } }),
+        )
+        .await;
+    operator
+        .eventually("ReconciliationPaused", |op| {
+            let (status, _) = op.condition(&tenant, condition::RECONCILIATION_PAUSED)?;
+            (status == "True").then_some(())
+        })
+        .await;
+
+    let ns = tenant.namespace().expect("namespace");
+    let before = operator.metrics.reconciles(Outcome::Ok);
+    operator.double.clear_log();
+    assert!(
+        operator
+            .double
+            .delete_object::<Service>(&ns, &tenant.name_any())
+    );
+    operator.reconciled(before, 1).await;
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "load": { "peakRequestsPerSecond": 900 } } }),
+        )
+        .await;
+    operator.reconciled(before, 2).await;
+    assert!(
+        operator.get::<Service>(&tenant, "").is_none(),
+        "paused: not recreated"
+    );
+    let writes = operator
+        .double
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_write() && !r.is_event() && !r.path.contains("/crmtenants/"))
+        .count();
+    assert_eq!(writes, 0, "no writes to a paused tenant's children");
+
+    operator
+        .patch(
+            &tenant,
+            json!({ "metadata": { "annotations": { annotation::RECONCILE: null } } }),
+        )
+        .await;
+    operator
+        .eventually("the Service back", |op| op.get::<Service>(&tenant, ""))
+        .await;
+    operator
+        .eventually("ReconciliationPaused cleared", |op| {
+            let paused = op.condition(&tenant, condition::RECONCILIATION_PAUSED);
+            paused
+                .is_none_or(|(status, _)| status == "False")
+                .then_some(())
+        })
+        .await;
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_spec_stops_asking_for_is_pruned_but_data_is_kept() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let operator = Operator::start();
+    let tenant = example("growth-managed");
+    operator.ready(&tenant).await;
+    assert!(operator.get::<PodDisruptionBudget>(&tenant, "").is_some());
+    let password = operator
+        .get::<Secret>(&tenant, "-db")
+        .expect("db secret")
+        .data;
+
+    // One replica at the minimum: a PDB would block every drain.
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "tier": "Starter", "load": { "peakRequestsPerSecond": 20 } } }),
+        )
+        .await;
+    let sizing = operator
+        .eventually("sizing for the new generation", |op| op.sizing(&tenant))
+        .await;
+    assert_eq!(sizing.min_replicas, 1);
+    operator
+        .eventually("the PDB removed", |op| {
+            op.get::<PodDisruptionBudget>(&tenant, "")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+
+    // Managed → External: the PostgreSQL server goes, its credentials stay
+    // (deletionPolicy Retain), and the StatefulSet kept its volumes.
+    let statefulset = operator
+        .get::<StatefulSet>(&tenant, "-postgres")
+        .expect("sts");
+    let retention = statefulset
+        .spec
+        .and_then(|s| s.persistent_volume_claim_retention_policy)
+        .expect("retention policy");
+    assert_eq!(retention.when_deleted.as_deref(), Some("Retain"));
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "database": { "mode": "External",
+                "external": { "secretRef": { "name": "northwind-url", "key": "url" } } } } }),
+        )
+        .await;
+    operator
+        .eventually("the PostgreSQL StatefulSet removed", |op| {
+            op.get::<StatefulSet>(&tenant, "-postgres")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    operator
+        .eventually("the PostgreSQL Service removed", |op| {
+            op.get::<Service>(&tenant, "-postgres")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    let kept = operator
+        .get::<Secret>(&tenant, "-db")
+        .expect("credentials kept");
+    assert_eq!(kept.data, password);
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_tenant_leaves_what_its_deletion_policy_keeps() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let operator = Operator::start();
+    let retained = example("growth-managed");
+    let mut dropped = example("starter-embedded");
+    if let Some(database) = dropped.spec.database.as_mut() {
+        database.deletion_policy = crm_crds::DeletionPolicy::Delete;
+    }
+    operator.ready(&retained).await;
+    operator.ready(&dropped).await;
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&dropped, "-data")
+            .is_some()
+    );
+
+    for tenant in [&retained, &dropped] {
+        operator
+            .tenants(&tenant.namespace().expect("namespace"))
+            .delete(&tenant.name_any(), &Default::default())
+            .await
+            .expect("delete the tenant");
+    }
+    operator
+        .eventually("the children collected", |op| {
+            let gone = op.get::<Deployment>(&retained, "").is_none()
+                && op.get::<Deployment>(&dropped, "").is_none();
+            gone.then_some(())
+        })
+        .await;
+    for tenant in [&retained, &dropped] {
+        assert!(operator.get::<Secret>(tenant, "-api").is_none());
+        assert!(operator.get::<ConfigMap>(tenant, "-config").is_none());
+    }
+    assert!(
+        operator.get::<Secret>(&retained, "-db").is_some(),
+        "Retain keeps the password of the retained data"
+    );
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&dropped, "-data")
+            .is_none(),
+        "Delete drops the data"
+    );
+
+    // Created again, the retained tenant finds its old password.
+    let password = operator.get::<Secret>(&retained, "-db").expect("db").data;
+    operator.ready(&retained).await;
+    assert_eq!(
+        operator.get::<Secret>(&retained, "-db").expect("db").data,
+        password
+    );
     operator.shutdown().await;
 }

@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// The crm-server image of tenants whose spec names none.
     #[arg(long, env = "CRM_OPERATOR_SERVER_IMAGE")]
     pub server_image: Option<String>,
+    /// Seconds one reconcile may take before it is abandoned and retried
+    /// with backoff (a hung API call counts as a transient failure).
+    #[arg(long, env = "CRM_OPERATOR_RECONCILE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub reconcile_timeout_secs: u64,
     /// Log format.
     #[arg(long, env = "CRM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -81,6 +85,7 @@ impl RunArgs {
             selector: self.selector.clone(),
             concurrency: self.concurrency,
             default_image: self.server_image.clone(),
+            reconcile_timeout: std::time::Duration::from_secs(self.reconcile_timeout_secs),
             ..crate::controller::Settings::default()
         }
     }
