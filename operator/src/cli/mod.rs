@@ -66,6 +66,29 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "CRM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(
+        long,
+        env = "CRM_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Reconcile only while holding a Lease, so that of several replicas
+    /// exactly one works and another takes over when it stops.
+    #[arg(long, env = "CRM_OPERATOR_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "CRM_OPERATOR_LEASE_NAME", default_value = "crm-operator")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease: the operator's own.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "crm-operator-system")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease; the pod name.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a lease lasts: how long a standby waits for a leader that died.
+    #[arg(long, env = "CRM_OPERATOR_LEASE_DURATION_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration_secs: u64,
 }
 
 /// How the operator logs.
@@ -88,6 +111,25 @@ impl RunArgs {
             reconcile_timeout: std::time::Duration::from_secs(self.reconcile_timeout_secs),
             ..crate::controller::Settings::default()
         }
+    }
+
+    /// The leader election these flags describe, when it is on.
+    pub fn election(&self) -> Option<crate::leader::Election> {
+        if !self.leader_election {
+            return None;
+        }
+        let identity = self
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("crm-operator-{}", std::process::id()));
+        Some(crate::leader::Election {
+            lease_name: self.lease_name.clone(),
+            namespace: self.lease_namespace.clone(),
+            identity,
+            duration_secs: self.lease_duration_secs,
+            // Renew when a third of the lease is gone, as client-go does.
+            renew_before_secs: (self.lease_duration_secs * 2 / 3).max(1),
+        })
     }
 }
 
