@@ -55,6 +55,7 @@ impl Build {
             "resources",
             "images",
             "configMapGenerator",
+            "patches",
         ];
         for key in kustomization.as_object().expect("a mapping").keys() {
             assert!(
@@ -100,9 +101,26 @@ impl Build {
             });
             objects.push((file.clone(), config_map));
         }
+        for patch in kustomization["patches"].as_array().into_iter().flatten() {
+            let path = dir.join(patch["path"].as_str().expect("patches by path"));
+            for patch in parse_all(&path) {
+                let target = objects
+                    .iter_mut()
+                    .find(|(_, o)| {
+                        o["kind"] == patch["kind"]
+                            && o["metadata"]["name"] == patch["metadata"]["name"]
+                    })
+                    .unwrap_or_else(|| panic!("{}: patches nothing", path.display()));
+                // A strategic merge patch of a custom resource is a JSON merge patch.
+                merge(&mut target.1, &patch);
+            }
+        }
         if let Some(namespace) = kustomization["namespace"].as_str() {
             for (_, object) in &mut objects {
-                if !cluster_scoped(object) {
+                if object["kind"] == "Namespace" {
+                    // kustomize renames the Namespace object to the namespace it sets.
+                    object["metadata"]["name"] = namespace.into();
+                } else if !cluster_scoped(object) {
                     object["metadata"]["namespace"] = namespace.into();
                 }
             }
@@ -162,6 +180,27 @@ fn parse_all(path: &Path) -> Vec<Value> {
         );
     }
     documents
+}
+
+/// RFC 7386: maps merge, `null` removes, anything else replaces.
+fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(fields) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let Value::Object(object) = target else {
+        return;
+    };
+    for (key, value) in fields {
+        if value.is_null() {
+            object.remove(key);
+        } else {
+            merge(object.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
 }
 
 fn strings(value: &Value) -> Vec<&str> {
@@ -398,4 +437,42 @@ fn the_cluster_role_grants_exactly_what_the_operator_uses() {
         table(Scope::OperatorNamespace),
         "config/rbac/leader_election_role.yaml and operator/src/rbac.rs disagree"
     );
+}
+
+#[test]
+fn every_gitops_customer_builds_one_namespace_and_one_valid_tenant_in_it() {
+    let build = Build::of("examples/gitops/customers");
+    assert_eq!(build.kinds(), set(&["CrmTenant", "Namespace"]));
+    let namespaces: BTreeSet<&str> = build
+        .objects
+        .iter()
+        .filter(|(_, o)| o["kind"] == "Namespace")
+        .map(|(_, o)| o["metadata"]["name"].as_str().expect("a name"))
+        .collect();
+    let tenants: Vec<&Value> = build
+        .objects
+        .iter()
+        .map(|(_, o)| o)
+        .filter(|o| o["kind"] == "CrmTenant")
+        .collect();
+    assert_eq!(tenants.len(), 3);
+    let mut tiers = BTreeSet::new();
+    for tenant in tenants {
+        let namespace = tenant["metadata"]["namespace"]
+            .as_str()
+            .expect("namespaced");
+        assert!(namespaces.contains(namespace), "{namespace} is created");
+        // As the API server would admit it: schema, bounds, CEL rules.
+        let admitted = crm_operator::cli::admit_document(tenant.clone(), "default")
+            .unwrap_or_else(|problems| panic!("{namespace}: {problems:?}"));
+        let validated = crm_operator::validate::validate(&admitted)
+            .unwrap_or_else(|e| panic!("{namespace}: {e}"));
+        tiers.insert(format!("{:?}", validated.tier));
+        // Nothing the operator or the API server writes is kept in Git.
+        assert!(tenant.get("status").is_none());
+        for field in ["uid", "resourceVersion", "generation", "managedFields"] {
+            assert!(tenant["metadata"].get(field).is_none(), "{field} in Git");
+        }
+    }
+    assert_eq!(tiers.len(), 3, "one customer per tier: {tiers:?}");
 }

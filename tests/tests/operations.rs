@@ -518,3 +518,118 @@ async fn every_request_the_operator_makes_is_granted_by_its_rbac_table() {
         );
     }
 }
+
+/// Waits until the operator has made no write for `quiet`, and returns how
+/// many it made so far.
+async fn settled(link: &Link, quiet: Duration) -> usize {
+    let writes = || {
+        link.requests()
+            .iter()
+            .filter(|(verb, _)| verb != "GET")
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    let mut last = writes();
+    loop {
+        tokio::time::sleep(quiet).await;
+        let now = writes();
+        if now == last {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the operator never settled"
+        );
+        last = now;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_the_same_manifest_twice_changes_nothing_and_the_operator_writes_only_status() {
+    let double = ApiDouble::new();
+    let link = Link::new(&double);
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let (stop, stopping) = watch::channel(false);
+    let settings = Settings {
+        default_image: Some("crm-server:test".into()),
+        ..Settings::default()
+    };
+    let controller = tokio::spawn(controller::run(
+        link.client(&metrics),
+        settings,
+        metrics.clone(),
+        async move {
+            let mut stopping = stopping;
+            let _ = stopping.wait_for(|s| *s).await;
+        },
+    ));
+    // What a GitOps tool does on every sync: server-side apply of the manifest.
+    let manifest = example("growth-managed");
+    let ns = manifest.namespace().expect("namespace");
+    let tenants: Api<CrmTenant> = Api::namespaced(double.client(), &ns);
+    let sync = || async {
+        tenants
+            .patch(
+                &manifest.name_any(),
+                &PatchParams::apply("gitops").force(),
+                &Patch::Apply(&manifest),
+            )
+            .await
+            .expect("apply the manifest")
+    };
+    sync().await;
+    eventually("the tenant's status", CONVERGE, || {
+        double
+            .get_object::<CrmTenant>(&ns, &manifest.name_any())
+            .and_then(|t| t.status?.phase)
+    })
+    .await;
+    let before = settled(&link, Duration::from_millis(500)).await;
+    assert!(before > 0, "the operator created the tenant's objects");
+    let stored = double
+        .get_object::<CrmTenant>(&ns, &manifest.name_any())
+        .expect("the tenant");
+
+    sync().await;
+    let after = settled(&link, Duration::from_millis(500)).await;
+    assert_eq!(
+        after - before,
+        0,
+        "a second sync of the same manifest made the operator write: {:?}",
+        &link.requests()[before..]
+    );
+    let again = double
+        .get_object::<CrmTenant>(&ns, &manifest.name_any())
+        .expect("the tenant");
+    assert_eq!(again.status, stored.status, "status churned");
+    // The spec and metadata in Git are the operator's to read, never to write.
+    assert_eq!(
+        serde_json::to_value(&again.spec).expect("spec"),
+        serde_json::to_value(&manifest.spec).expect("spec")
+    );
+    assert_eq!(again.labels(), manifest.labels());
+    assert_eq!(again.annotations(), manifest.annotations());
+    assert!(again.finalizers().is_empty());
+    let tenant_writes: Vec<(String, String)> = link
+        .requests()
+        .into_iter()
+        .filter(|(verb, path)| verb != "GET" && path.contains("/crmtenants/"))
+        .filter(|(_, path)| {
+            !path
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .ends_with("/status")
+        })
+        .collect();
+    assert!(
+        tenant_writes.is_empty(),
+        "writes to the tenant itself: {tenant_writes:?}"
+    );
+
+    let _ = stop.send(true);
+    tokio::time::timeout(CONVERGE, controller)
+        .await
+        .expect("the controller stops")
+        .expect("no panic");
+}
