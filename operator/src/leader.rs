@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  standby ──lease free or expired──► leader: controller::run
-//!     ▲                                    │
-//!     └──────── lease lost ◄───────────────┘   shutdown: stop, release the lease
+//!                                        │            │
+//!              shutdown: stop, release ◄─┘            └─► lease lost: cancel, exit
+//!                                                         (the pod restarts as a standby)
 //! ```
 //!
 //! The lease itself is kept by `kube-lease-manager`: it takes a free or
@@ -19,7 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kube::Client;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError, LeaseParams};
 use tokio::sync::watch;
 
@@ -82,10 +84,98 @@ pub enum ElectionError {
     /// The lease keeper stopped on its own.
     #[error("the lease keeper stopped unexpectedly")]
     KeeperStopped,
+    /// Another replica took the lease, or this one could not confirm it
+    /// held it in time; the process should exit and start over as a standby.
+    #[error("lost the leader lease")]
+    LeaseLost,
 }
 
-/// Runs `controller::run` whenever this replica holds the lease, until
-/// `shutdown` turns true; then stops the controller and releases the lease.
+/// Runs the controller while this replica leads.
+async fn lead(
+    client: &Client,
+    settings: &Settings,
+    election: &Election,
+    metrics: &Arc<Metrics>,
+    standby: &AtomicBool,
+    leading: &watch::Receiver<bool>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), ElectionError> {
+    let identity = election.identity.as_str();
+    standby.store(false, Ordering::Release);
+    metrics.set_leader(true);
+    tracing::info!(
+        identity,
+        "acquired the leader lease; starting the controller"
+    );
+    let mut stop = shutdown.clone();
+    let controller = controller::run(
+        client.clone(),
+        settings.clone(),
+        metrics.clone(),
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        },
+    );
+    let outcome = tokio::select! {
+        () = controller => Ok(()),
+        // Dropping the controller cancels its reconciles at once: another
+        // replica may be leading already.
+        () = lost(client, election, leading.clone()) => Err(ElectionError::LeaseLost),
+    };
+    metrics.set_leader(false);
+    metrics.set_synced(false);
+    metrics.count_tenants(None);
+    if outcome.is_err() {
+        tracing::error!(identity, "lost the leader lease; stopped the controller");
+    }
+    outcome
+}
+
+/// Resolves when this replica can no longer be sure it leads: the keeper
+/// says so, the Lease names another holder, or the Lease could not be read
+/// back in time (a renewal may have failed unseen).
+async fn lost(client: &Client, election: &Election, mut leading: watch::Receiver<bool>) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &election.namespace);
+    // A read-back naming us at time C means a renewal at or after
+    // C - (duration - renew_before), so the lease holds until at least
+    // C + renew_before. Giving up half-way there, checking every sixth of
+    // it (a read may take a whole period before it times out), stops the
+    // controller before any other replica can have taken the lease.
+    let renew_before = Duration::from_secs(election.renew_before_secs);
+    let margin = renew_before / 2;
+    let period = renew_before / 6;
+    let watchdog = async {
+        let mut confirmed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(period).await;
+            match tokio::time::timeout(period, api.get(&election.lease_name)).await {
+                Ok(Ok(lease)) => {
+                    let holder = lease.spec.and_then(|s| s.holder_identity);
+                    if holder.as_deref() != Some(election.identity.as_str()) {
+                        tracing::warn!(?holder, "the Lease names another holder");
+                        return;
+                    }
+                    confirmed = tokio::time::Instant::now();
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "could not read the Lease back"),
+                Err(_) => tracing::warn!("reading the Lease back timed out"),
+            }
+            if confirmed.elapsed() >= margin {
+                tracing::warn!(?margin, "could not confirm the lease in time");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = leading.wait_for(|leader| !*leader) => {}
+        () = watchdog => {}
+    }
+}
+
+/// Waits for the lease, then runs `controller::run` until `shutdown` turns
+/// true, and releases the lease. A leader that loses the lease stops its
+/// controller at once and returns [`ElectionError::LeaseLost`]: the process
+/// exits and comes back as a standby, as client-go's elector does.
 ///
 /// `standby` is true while waiting for the lease, for readiness.
 pub async fn run(
@@ -122,42 +212,21 @@ pub async fn run(
         })?;
     let (mut leading, keeper) = manager.watch().await;
     let identity = election.identity.as_str();
-    let result = loop {
-        standby.store(true, Ordering::Release);
-        tracing::info!(identity, lease = %election.lease_name, "standing by for the leader lease");
-        tokio::select! {
-            acquired = leading.wait_for(|leader| *leader) => {
-                if acquired.is_err() {
-                    break Err(ElectionError::KeeperStopped);
-                }
-            }
-            _ = shutdown.wait_for(|stop| *stop) => break Ok(()),
-        }
-        standby.store(false, Ordering::Release);
-        metrics.set_leader(true);
-        tracing::info!(
-            identity,
-            "acquired the leader lease; starting the controller"
-        );
-        let mut lost = leading.clone();
-        let mut stop = shutdown.clone();
-        controller::run(
-            client.clone(),
-            settings.clone(),
-            metrics.clone(),
-            async move {
-                tokio::select! {
-                    _ = lost.wait_for(|leader| !*leader) => {}
-                    _ = stop.wait_for(|stop| *stop) => {}
-                }
-            },
+    standby.store(true, Ordering::Release);
+    tracing::info!(identity, lease = %election.lease_name, "standing by for the leader lease");
+    let acquired = tokio::select! {
+        acquired = leading.wait_for(|leader| *leader) => acquired.is_ok(),
+        _ = shutdown.wait_for(|stop| *stop) => false,
+    };
+    let result = if acquired {
+        lead(
+            &client, &settings, &election, &metrics, &standby, &leading, &shutdown,
         )
-        .await;
-        metrics.set_leader(false);
-        if *shutdown.borrow() {
-            break Ok(());
-        }
-        tracing::warn!(identity, "lost the leader lease; controller stopped");
+        .await
+    } else if *shutdown.borrow() {
+        Ok(())
+    } else {
+        Err(ElectionError::KeeperStopped)
     };
     standby.store(false, Ordering::Release);
     // Closing the channel makes the keeper release the lease and return.

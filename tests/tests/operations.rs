@@ -286,11 +286,18 @@ async fn a_standby_takes_over_within_the_lease_duration_when_the_leader_dies() {
         "the standby took a lease that was still valid"
     );
     assert_eq!(holder(&double).as_deref(), Some("replica-b"));
+    // The cut-off leader could not confirm its lease, so it stopped its
+    // controller before the lease could have run out, and gives up.
+    assert!(!a.leads(), "the cut-off replica still runs its controller");
+    let ended = tokio::time::timeout(CONVERGE, a.task)
+        .await
+        .expect("the cut-off replica gives up")
+        .expect("no panic");
+    assert!(matches!(ended, Err(ElectionError::LeaseLost)), "{ended:?}");
     eventually("replica-b to reconcile", CONVERGE, || {
         (b.metrics.reconciles(Outcome::Ok) > 0).then_some(())
     })
     .await;
-    a.task.abort();
     b.shutdown().await;
 }
 
