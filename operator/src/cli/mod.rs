@@ -186,3 +186,47 @@ fn write_or_fail(out: &mut impl Write, err: &mut impl Write, text: &str) -> Exit
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["crm-operator", "run"].iter().chain(args))
+            .expect("valid arguments");
+        match cli.command {
+            Command::Run(args) => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn leader_election_is_off_unless_asked_for() {
+        assert_eq!(run_args(&[]).election(), None);
+        assert_eq!(run_args(&["--leader-election", "false"]).election(), None);
+        let election = run_args(&[
+            "--leader-election",
+            "--identity",
+            "pod-a",
+            "--lease-namespace",
+            "ops",
+        ])
+        .election()
+        .expect("on");
+        assert_eq!(election.identity, "pod-a");
+        assert_eq!(election.namespace, "ops");
+        assert_eq!(election.lease_name, "crm-operator");
+        // 15 s leases renewed every 5 s.
+        assert_eq!(
+            (election.duration_secs, election.renew_before_secs),
+            (15, 10)
+        );
+    }
+
+    #[test]
+    fn metrics_listen_on_port_8080_by_default() {
+        assert_eq!(run_args(&[]).metrics_addr.port(), 8080);
+        let addr = run_args(&["--metrics-addr", "127.0.0.1:9090"]).metrics_addr;
+        assert_eq!(addr.to_string(), "127.0.0.1:9090");
+    }
+}
