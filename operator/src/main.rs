@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use crm_operator::cli::{Cli, Command, LogFormat, RunArgs, run_offline};
+use crm_operator::cli::{Cli, Command, LogFormat, RunArgs, log_subscriber, run_offline};
 use crm_operator::metrics::Metrics;
 use crm_operator::server::{self, Telemetry};
 use crm_operator::{client, controller, leader};
@@ -75,15 +75,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        // The current span carries the tenant and the reconcile's trace id.
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
+    let subscriber = log_subscriber(format, filter, std::io::stdout);
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!("warning: a log subscriber was already set");
     }
 }
 

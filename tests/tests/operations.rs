@@ -640,3 +640,103 @@ async fn applying_the_same_manifest_twice_changes_nothing_and_the_operator_write
         .expect("the controller stops")
         .expect("no panic");
 }
+
+/// Log lines collected in memory.
+#[derive(Clone, Debug, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+}
+
+// One thread, so the test's log subscriber sees every task of the controller.
+#[tokio::test(flavor = "current_thread")]
+async fn json_logs_name_the_tenant_and_a_trace_id_and_never_a_credential() {
+    use base64::Engine;
+    use crm_operator::cli::{LogFormat, log_subscriber};
+
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = log_subscriber(
+        LogFormat::Json,
+        tracing_subscriber::EnvFilter::new("debug"),
+        move || writer.clone(),
+    );
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let double = ApiDouble::new();
+    let link = Link::new(&double);
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let (stop, mut stopping) = watch::channel(false);
+    let settings = Settings {
+        default_image: Some("crm-server:test".into()),
+        ..Settings::default()
+    };
+    let controller = tokio::spawn(controller::run(
+        link.client(&metrics),
+        settings,
+        metrics.clone(),
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        },
+    ));
+    let tenant = example("starter-embedded");
+    create(&double, &tenant).await;
+    eventually("a reconcile", CONVERGE, || {
+        (metrics.reconciles(Outcome::Ok) > 0).then_some(())
+    })
+    .await;
+    let _ = stop.send(true);
+    tokio::time::timeout(CONVERGE, controller)
+        .await
+        .expect("the controller stops")
+        .expect("no panic");
+
+    let text = lines.text();
+    let mut trace_ids = BTreeSet::new();
+    for line in text.lines() {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if entry["span"]["name"] == "reconcile" {
+            assert_eq!(entry["span"]["tenant"], "corner-bakery", "{line}");
+            assert_eq!(entry["span"]["namespace"], "crm-tenants", "{line}");
+            let id = entry["span"]["trace_id"].as_str().expect("a trace id");
+            assert!(
+                id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()),
+                "{id}"
+            );
+            trace_ids.insert(id.to_owned());
+        }
+    }
+    assert!(!trace_ids.is_empty(), "no line inside a reconcile:\n{text}");
+    assert!(!trace_ids.contains(&"0".repeat(32)), "random trace ids");
+
+    let secret: k8s_openapi::api::core::v1::Secret = double
+        .get_object("crm-tenants", "corner-bakery-api")
+        .expect("the API key Secret");
+    for value in secret.data.iter().flatten().map(|(_, v)| &v.0) {
+        let plain = String::from_utf8_lossy(value);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        assert!(!text.contains(plain.as_ref()), "a credential in the logs");
+        assert!(
+            !text.contains(&encoded),
+            "an encoded credential in the logs"
+        );
+    }
+}
