@@ -136,32 +136,43 @@ async fn lead(
 /// back in time (a renewal may have failed unseen).
 async fn lost(client: &Client, election: &Election, mut leading: watch::Receiver<bool>) {
     let api: Api<Lease> = Api::namespaced(client.clone(), &election.namespace);
-    // A read-back naming us at time C means a renewal at or after
-    // C - (duration - renew_before), so the lease holds until at least
-    // C + renew_before. Giving up half-way there, checking every sixth of
-    // it (a read may take a whole period before it times out), stops the
-    // controller before any other replica can have taken the lease.
+    // The keeper renews every `duration - renew_before`. A read that finds a
+    // newer renewTime than the read before proves a renewal after that
+    // earlier read started, so the lease holds until at least that start +
+    // `duration` (by this replica's clock). Giving up a third of the renewal
+    // margin before then, and looking every eighth of it (a read may take a
+    // whole period before it times out), stops the controller before any
+    // other replica can take the lease, while on-time renewals never trip it.
+    let duration = Duration::from_secs(election.duration_secs);
     let renew_before = Duration::from_secs(election.renew_before_secs);
-    let margin = renew_before / 2;
-    let period = renew_before / 6;
+    let give_up = duration.saturating_sub(renew_before / 3);
+    let period = renew_before / 8;
     let watchdog = async {
+        // The lease was taken just before this started.
         let mut confirmed = tokio::time::Instant::now();
+        let mut previous_read = confirmed;
+        let mut renewed = None;
         loop {
             tokio::time::sleep(period).await;
+            let started = tokio::time::Instant::now();
             match tokio::time::timeout(period, api.get(&election.lease_name)).await {
                 Ok(Ok(lease)) => {
-                    let holder = lease.spec.and_then(|s| s.holder_identity);
-                    if holder.as_deref() != Some(election.identity.as_str()) {
-                        tracing::warn!(?holder, "the Lease names another holder");
+                    let spec = lease.spec.unwrap_or_default();
+                    if spec.holder_identity.as_deref() != Some(election.identity.as_str()) {
+                        tracing::warn!(holder = ?spec.holder_identity, "the Lease names another holder");
                         return;
                     }
-                    confirmed = tokio::time::Instant::now();
+                    if spec.renew_time.is_some() && spec.renew_time != renewed {
+                        confirmed = previous_read;
+                        renewed = spec.renew_time;
+                    }
+                    previous_read = started;
                 }
                 Ok(Err(error)) => tracing::warn!(%error, "could not read the Lease back"),
                 Err(_) => tracing::warn!("reading the Lease back timed out"),
             }
-            if confirmed.elapsed() >= margin {
-                tracing::warn!(?margin, "could not confirm the lease in time");
+            if confirmed.elapsed() >= give_up {
+                tracing::warn!(?give_up, "no renewal of the lease seen in time");
                 return;
             }
         }
