@@ -1,6 +1,6 @@
 # Recipes; a bare `make` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help fmt lint test crd plan
+.PHONY: help fmt lint test crd plan images install
 
 help: ## list the recipes
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -19,3 +19,10 @@ crd: ## regenerate crds/crmtenant.yaml from the API types
 
 plan: ## size every example and print its objects
 	cargo run -q -p crm-operator -- plan examples/*.yaml
+
+images: ## build the crm-operator and crm-server images (TAG=0.1.0)
+	docker build -t crm-tenancy/crm-operator:$${TAG:-0.1.0} .
+	docker build --target crm-server -t crm-tenancy/crm-server:$${TAG:-0.1.0} .
+
+install: ## install the operator on the current kubectl context (config/)
+	kubectl apply -k config/

@@ -184,12 +184,18 @@ pub async fn run(
         client: client.clone(),
         failures: Mutex::new(HashMap::new()),
         settings: settings.clone(),
-        metrics,
+        metrics: metrics.clone(),
     });
     // Status writes (ours included) change neither generation, labels nor
     // annotations: they do not wake the tenant again, so a failure's status
     // update cannot cut its backoff short.
     let (tenant_cache, tenant_writer) = reflector::store();
+    metrics.count_tenants(Some(tenant_cache.clone()));
+    let synced = tokio::spawn(mark_synced(
+        tenant_cache.clone(),
+        context.stores.clone(),
+        metrics.clone(),
+    ));
     let tenant_events = watcher(api::<CrmTenant>(&client, ns), tenants)
         .default_backoff()
         .reflect(tenant_writer)
@@ -221,6 +227,44 @@ pub async fn run(
             }
         })
         .await;
+    synced.abort();
+    metrics.set_synced(false);
+    metrics.count_tenants(None);
+}
+
+/// Reports the caches filled once every watch has listed its objects.
+async fn mark_synced(tenants: Store<CrmTenant>, stores: Stores, metrics: Arc<Metrics>) {
+    use futures::FutureExt;
+    let Stores {
+        service_accounts,
+        secrets,
+        config_maps,
+        deployments,
+        services,
+        hpas,
+        pdbs,
+        network_policies,
+        statefulsets,
+        volumes,
+    } = stores;
+    let filled = futures::future::try_join_all([
+        tenants.wait_until_ready().boxed(),
+        service_accounts.wait_until_ready().boxed(),
+        secrets.wait_until_ready().boxed(),
+        config_maps.wait_until_ready().boxed(),
+        deployments.wait_until_ready().boxed(),
+        services.wait_until_ready().boxed(),
+        hpas.wait_until_ready().boxed(),
+        pdbs.wait_until_ready().boxed(),
+        network_policies.wait_until_ready().boxed(),
+        statefulsets.wait_until_ready().boxed(),
+        volumes.wait_until_ready().boxed(),
+    ])
+    .await;
+    if filled.is_ok() {
+        tracing::info!("caches synced");
+        metrics.set_synced(true);
+    }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -12,12 +12,16 @@
 pub mod apply;
 pub mod build;
 pub mod cli;
+pub mod client;
 pub mod controller;
 pub mod database;
 pub mod labels;
+pub mod leader;
 pub mod metrics;
 pub mod model;
+pub mod rbac;
 pub mod reconcile;
+pub mod server;
 pub mod status;
 pub mod validate;
 

@@ -4,9 +4,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use crm_operator::cli::{Cli, Command, LogFormat, RunArgs, run_offline};
-use crm_operator::controller;
+use crm_operator::cli::{Cli, Command, LogFormat, RunArgs, log_subscriber, run_offline};
 use crm_operator::metrics::Metrics;
+use crm_operator::server::{self, Telemetry};
+use crm_operator::{client, controller, leader};
+use tokio::sync::watch;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,11 +32,42 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let client = kube::Client::try_default().await?;
-        tracing::info!(settings = ?args.settings(), "starting the CrmTenant controller");
         let metrics = Arc::new(Metrics::new()?);
-        controller::run(client, args.settings(), metrics, shutdown_signal()).await;
+        let client = client::instrumented(metrics.clone()).await?;
+        let telemetry = Telemetry::new(metrics.clone());
+        let listener = server::bind(args.metrics_addr).await?;
+        tracing::info!(
+            settings = ?args.settings(),
+            metrics = %listener.local_addr()?,
+            "starting the CrmTenant controller"
+        );
+        let (stop, stopping) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let endpoints = tokio::spawn(server::serve(
+            listener,
+            telemetry.clone(),
+            stopped(stopping.clone()),
+        ));
+        match args.election() {
+            Some(election) => {
+                let standby = telemetry.standby.clone();
+                leader::run(
+                    client,
+                    args.settings(),
+                    election,
+                    metrics,
+                    standby,
+                    stopping,
+                )
+                .await?;
+            }
+            None => controller::run(client, args.settings(), metrics, stopped(stopping)).await,
+        }
         tracing::info!("controller stopped");
+        endpoints.await??;
         Ok(())
     })
 }
@@ -42,11 +75,14 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let subscriber = log_subscriber(format, filter, std::io::stdout);
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!("warning: a log subscriber was already set");
     }
+}
+
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.

@@ -13,6 +13,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::apply::{self, Report};
 use crate::build;
@@ -31,6 +32,24 @@ const CONVERGING: Duration = Duration::from_secs(15);
 
 /// The controller's reconciler.
 pub async fn reconcile(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Result<Action> {
+    let span = tracing::info_span!(
+        "reconcile",
+        tenant = %tenant.name_any(),
+        namespace = %tenant.namespace().unwrap_or_default(),
+        trace_id = %trace_id(),
+    );
+    reconcile_traced(tenant, context).instrument(span).await
+}
+
+/// A W3C-style trace id (32 hex digits) that ties one reconcile's log lines
+/// together; all zeros only if the system has no random bytes to give.
+fn trace_id() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+async fn reconcile_traced(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let limit = context.settings.reconcile_timeout;
     let result = tokio::time::timeout(limit, reconcile_tenant(&tenant, &context))

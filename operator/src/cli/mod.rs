@@ -66,6 +66,29 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "CRM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(
+        long,
+        env = "CRM_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Reconcile only while holding a Lease, so that of several replicas
+    /// exactly one works and another takes over when it stops.
+    #[arg(long, env = "CRM_OPERATOR_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "CRM_OPERATOR_LEASE_NAME", default_value = "crm-operator")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease: the operator's own.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "crm-operator-system")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease; the pod name.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a lease lasts: how long a standby waits for a leader that died.
+    #[arg(long, env = "CRM_OPERATOR_LEASE_DURATION_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration_secs: u64,
 }
 
 /// How the operator logs.
@@ -88,6 +111,51 @@ impl RunArgs {
             reconcile_timeout: std::time::Duration::from_secs(self.reconcile_timeout_secs),
             ..crate::controller::Settings::default()
         }
+    }
+
+    /// The leader election these flags describe, when it is on.
+    pub fn election(&self) -> Option<crate::leader::Election> {
+        if !self.leader_election {
+            return None;
+        }
+        let identity = self
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("crm-operator-{}", std::process::id()));
+        Some(crate::leader::Election {
+            lease_name: self.lease_name.clone(),
+            namespace: self.lease_namespace.clone(),
+            identity,
+            duration_secs: self.lease_duration_secs,
+            // Renew when a third of the lease is gone, as client-go does.
+            renew_before_secs: (self.lease_duration_secs * 2 / 3).max(1),
+        })
+    }
+}
+
+/// The operator's log subscriber: `RUST_LOG`-style `filter`, lines to
+/// `writer`. In JSON, each line carries the current span, so the lines of a
+/// reconcile name the tenant and its trace id.
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .finish(),
+        ),
     }
 }
 
@@ -142,5 +210,49 @@ fn write_or_fail(out: &mut impl Write, err: &mut impl Write, text: &str) -> Exit
             let _ = writeln!(err, "error: writing output: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["crm-operator", "run"].iter().chain(args))
+            .expect("valid arguments");
+        match cli.command {
+            Command::Run(args) => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn leader_election_is_off_unless_asked_for() {
+        assert_eq!(run_args(&[]).election(), None);
+        assert_eq!(run_args(&["--leader-election", "false"]).election(), None);
+        let election = run_args(&[
+            "--leader-election",
+            "--identity",
+            "pod-a",
+            "--lease-namespace",
+            "ops",
+        ])
+        .election()
+        .expect("on");
+        assert_eq!(election.identity, "pod-a");
+        assert_eq!(election.namespace, "ops");
+        assert_eq!(election.lease_name, "crm-operator");
+        // 15 s leases renewed every 5 s.
+        assert_eq!(
+            (election.duration_secs, election.renew_before_secs),
+            (15, 10)
+        );
+    }
+
+    #[test]
+    fn metrics_listen_on_port_8080_by_default() {
+        assert_eq!(run_args(&[]).metrics_addr.port(), 8080);
+        let addr = run_args(&["--metrics-addr", "127.0.0.1:9090"]).metrics_addr;
+        assert_eq!(addr.to_string(), "127.0.0.1:9090");
     }
 }
