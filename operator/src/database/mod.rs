@@ -1,3 +1,6 @@
 //! Database credentials and, per mode, what "the database is ready" means.
 
 pub mod credentials;
+pub mod scram;
+pub mod shared;
+pub mod sql;
