@@ -18,6 +18,7 @@ use crate::apply::{self, Report};
 use crate::build;
 use crate::controller::Context;
 use crate::database::credentials::{self, Change, Resolved};
+use crate::database::provision::{self, Provisioned};
 use crate::labels::FIELD_MANAGER;
 use crate::metrics::Outcome;
 use crate::status::{self, DatabaseState, Failure, Observed};
@@ -53,9 +54,8 @@ pub async fn reconcile(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Result<
 }
 
 async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Action> {
-    if tenant.meta().deletion_timestamp.is_some() {
-        // Owner references let the garbage collector remove the children.
-        return Ok(Action::await_change());
+    if provision::deleting(tenant) {
+        return provision::finalize(tenant, context).await;
     }
     let mut validated = validate::validate(tenant)?;
     if let Some(image) = &context.settings.default_image
@@ -71,12 +71,31 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
     let paused = paused(tenant);
     let mut report = Report::default();
     let mut rotated = Vec::new();
+    let mut shared = None;
     if !paused {
         let (api_key, password) = resolve_credentials(tenant, &validated, &context.stores.secrets)?;
         let mut desired = build::build(&validated, &credentials::credentials(&api_key, &password));
         credentials::mark(&mut desired.api_secret, &api_key);
         if let Some(secret) = desired.database_secret.as_mut() {
             credentials::mark(secret, &password);
+        }
+        if let DatabaseTarget::Shared { server } = &validated.database.mode {
+            // The server learns a new password before the Secret holds it, so
+            // pods started from the Secret always find it accepted.
+            provision::add_finalizer(context, tenant).await?;
+            let provisioned =
+                provision::provision(context, &validated, server, &password.value).await?;
+            if let Some(secret) = desired.database_secret.as_mut() {
+                build::secret::add_shared_connection(
+                    secret,
+                    &provisioned.names.role,
+                    &provisioned.names.database,
+                    &provisioned.url,
+                );
+            }
+            shared = Some(provisioned);
+        } else {
+            provision::left_shared_mode(tenant, context).await?;
         }
         report = apply::apply_all(&context.client, &context.stores, &validated, &desired).await?;
         context
@@ -89,10 +108,26 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
             rotated.push("database password");
         }
     }
-    let observed = observe(&validated, context, paused);
+    let mut observed = observe(&validated, context, paused);
+    if let Some(provisioned) = &shared {
+        observed.database = DatabaseState {
+            ready: true,
+            reason: "Ready".into(),
+            message: format!(
+                "role and database {} ready on shared server {}",
+                provisioned.names.database, provisioned.server
+            ),
+        };
+    }
+    if rotated.contains(&"database password") {
+        observed.credentials_rotated_at = Some(now());
+    }
     let new_status = status::status(&validated, &observed, tenant.status.as_ref(), &now());
     let ready = new_status.phase == Some(Phase::Ready);
     publish_events(tenant, context, &report, &rotated, &new_status).await;
+    if let Some(provisioned) = &shared {
+        publish_provisioned(tenant, context, provisioned).await;
+    }
     if tenant.status.as_ref() != Some(&new_status) {
         patch_status(tenant, context, &new_status).await?;
     }
@@ -180,6 +215,7 @@ fn observe(tenant: &Tenant, context: &Context, paused: bool) -> Observed {
         error: None,
         paused,
         deleting: false,
+        credentials_rotated_at: None,
     }
 }
 
@@ -238,6 +274,14 @@ async fn report_failure(tenant: &CrmTenant, context: &Context, error: &Error) {
     };
     let mut observed = observe(&validated, context, paused(tenant));
     observed.error = Some(failure(error));
+    observed.deleting = provision::deleting(tenant);
+    if let Some((reason, message)) = error.database_failure() {
+        observed.database = DatabaseState {
+            ready: false,
+            reason: reason.to_owned(),
+            message,
+        };
+    }
     let new_status = status::status(&validated, &observed, tenant.status.as_ref(), &now());
     if tenant.status.as_ref() != Some(&new_status)
         && let Err(e) = patch_status(tenant, context, &new_status).await
@@ -377,7 +421,46 @@ async fn publish_events(
     }
 }
 
-async fn publish(
+/// What provisioning changed on the shared server, when it changed anything.
+async fn publish_provisioned(tenant: &CrmTenant, context: &Context, provisioned: &Provisioned) {
+    use crate::database::shared::Change as Db;
+    if provisioned.changes.is_empty() {
+        return;
+    }
+    let changes: Vec<&str> = provisioned
+        .changes
+        .iter()
+        .map(|change| match change {
+            Db::CreatedRole => "created the role",
+            Db::EnabledLogin => "enabled the role's login",
+            Db::SetConnectionLimit => "set the role's connection limit",
+            Db::SetPassword => "set the role's password",
+            Db::CreatedDatabase => "created the database",
+            Db::SetOwner => "made the role the database's owner",
+            Db::RevokedPublicAccess => "revoked PUBLIC's access to the database",
+            Db::DroppedDatabase => "dropped the database",
+            Db::DroppedRole => "dropped the role",
+            Db::DisabledLogin => "disabled the role's login",
+        })
+        .collect();
+    let note = format!(
+        "shared server {}, role and database {}: {}",
+        provisioned.server,
+        provisioned.names.database,
+        changes.join(", ")
+    );
+    publish(
+        tenant,
+        context,
+        EventType::Normal,
+        "DatabaseProvisioned",
+        &note,
+    )
+    .await;
+}
+
+/// Publishes an Event about the tenant; a failure to publish is only logged.
+pub(crate) async fn publish(
     tenant: &CrmTenant,
     context: &Context,
     type_: EventType,
