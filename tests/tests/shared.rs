@@ -817,3 +817,57 @@ async fn tenants_of_other_modes_never_get_the_finalizer() {
     operator.gone(&t).await;
     operator.shutdown().await;
 }
+
+// ---------------------------------------------------------------- Managed mode
+
+fn statefulset_hash(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> Option<String> {
+    sts.spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get("crm.tenancy.dev/config-hash")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_rotation_restarts_postgres_which_takes_the_new_password() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let operator = Operator::start();
+    let mut t = tenant("managed-rotate", "acme", "Delete");
+    t.spec.database = Some(crm_crds::DatabaseSpec {
+        mode: crm_crds::DatabaseMode::Managed,
+        ..Default::default()
+    });
+    operator.create(&t).await;
+    let old_hash = operator
+        .eventually("the PostgreSQL StatefulSet", |op| {
+            statefulset_hash(&op.get::<StatefulSet>(&t, "-postgres")?)
+        })
+        .await;
+    let old = secret_data(&operator.get::<Secret>(&t, "-db").expect("db secret"));
+    operator
+        .patch(
+            &t,
+            json!({ "metadata": { "annotations": {
+                annotation::ROTATE_DATABASE_CREDENTIALS: "1" } } }),
+        )
+        .await;
+    let new = operator
+        .eventually("a new password", |op| {
+            let data = secret_data(&op.get::<Secret>(&t, "-db")?);
+            (data["password"] != old["password"]).then_some(data)
+        })
+        .await;
+    assert!(new["url"].contains(&new["password"]), "the url follows");
+    operator
+        .eventually("PostgreSQL's pod template changed", |op| {
+            let hash = statefulset_hash(&op.get::<StatefulSet>(&t, "-postgres")?)?;
+            (hash != old_hash).then_some(())
+        })
+        .await;
+    operator.assert_nothing_leaks(&t, &[&old["password"], &new["password"]]);
+    operator.shutdown().await;
+}
