@@ -18,7 +18,7 @@ use crm_operator::database::provision::FINALIZER;
 use crm_operator::database::scram;
 use crm_operator::database::shared::{Change, SharedServer};
 use crm_operator::database::sql::{self, quote_identifier, quote_literal};
-use crm_operator::metrics::Metrics;
+use crm_operator::metrics::{Metrics, Outcome};
 use crm_tests::{ApiDouble, test_postgres_url};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -126,6 +126,7 @@ impl Write for Sink {
 /// registered as the shared server `pg-test`.
 struct Operator {
     double: ApiDouble,
+    metrics: Arc<Metrics>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -146,11 +147,17 @@ impl Operator {
         double.put_secret("crm-system", SERVER, "url", url);
         let (stop, stopped) = oneshot::channel::<()>();
         let metrics = Arc::new(Metrics::new().expect("metrics"));
-        let task = tokio::spawn(controller::run(double.client(), settings, metrics, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(controller::run(
+            double.client(),
+            settings,
+            metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             double,
+            metrics,
             stop: Some(stop),
             task,
         }
@@ -547,6 +554,49 @@ async fn shared_tenants_use_their_own_database_and_cannot_connect_to_each_others
     );
     let password_b = cb["password"].clone();
     operator.assert_nothing_leaks(&a, &[&ca["password"], &password_b]);
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_shared_tenant_is_reconciled_without_writes_or_ddl() {
+    let operator = Operator::start();
+    let t = tenant("settled", "acme", "Delete");
+    operator.create(&t).await;
+    operator.database(&t, "True", "Ready").await;
+    let credentials = operator.credentials(&t).await;
+    let mut admin = superuser().await;
+    let catalog_rows = "SELECT (SELECT xmin::text FROM pg_authid WHERE rolname = $1) || '/' || \
+                        (SELECT xmin::text FROM pg_database WHERE datname = $1)";
+    let before: String = scalar(&mut admin, catalog_rows, &credentials["username"]).await;
+
+    operator.double.clear_log();
+    let ns = t.namespace().expect("namespace");
+    for round in 0..5 {
+        let done = operator.metrics.reconciles(Outcome::Ok);
+        assert!(operator.double.edit_object::<CrmTenant>(&ns, "acme", |o| {
+            o["metadata"]["labels"]["nudge"] = json!(round.to_string());
+        }));
+        operator
+            .eventually("one more reconcile", |op| {
+                (op.metrics.reconciles(Outcome::Ok) > done).then_some(())
+            })
+            .await;
+    }
+    let writes: Vec<_> = operator
+        .double
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_write())
+        .collect();
+    assert!(writes.is_empty(), "writes on a settled tenant: {writes:#?}");
+    let after: String = scalar(&mut admin, catalog_rows, &credentials["username"]).await;
+    assert_eq!(before, after, "no DDL touched the role or the database");
+    let provisioned = operator
+        .event_reasons(&t)
+        .iter()
+        .filter(|r| *r == "DatabaseProvisioned")
+        .count();
+    assert_eq!(provisioned, 1);
     operator.shutdown().await;
 }
 

@@ -18,7 +18,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 use super::scram;
@@ -177,17 +177,27 @@ impl SharedServer {
     }
 
     /// `postgres://role:password@host:port/database`, what the tenant's pods
-    /// connect with. Names are plain ASCII ([`super::sql::names`]) and
-    /// generated passwords URL-safe base64, so nothing needs escaping.
+    /// connect with, with the admin URL's `sslmode` when it set one. Names
+    /// are plain ASCII ([`super::sql::names`]) and generated passwords
+    /// URL-safe base64, so nothing needs escaping.
     pub fn tenant_url(&self, names: &Names, password: &str) -> String {
         let host = self.options.get_host();
-        let host = if host.contains(':') {
+        // sqlx keeps the brackets of an IPv6 literal; a bare one needs them.
+        let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]")
         } else {
             host.to_owned()
         };
+        let ssl_mode = match self.options.get_ssl_mode() {
+            PgSslMode::Prefer => "",
+            PgSslMode::Disable => "?sslmode=disable",
+            PgSslMode::Allow => "?sslmode=allow",
+            PgSslMode::Require => "?sslmode=require",
+            PgSslMode::VerifyCa => "?sslmode=verify-ca",
+            PgSslMode::VerifyFull => "?sslmode=verify-full",
+        };
         format!(
-            "postgres://{}:{password}@{host}:{}/{}",
+            "postgres://{}:{password}@{host}:{}/{}{ssl_mode}",
             names.role,
             self.options.get_port(),
             names.database
@@ -495,6 +505,12 @@ mod tests {
             "postgres://r:pw@db.example:6543/d"
         );
         assert!(!format!("{server:?}").contains("s3cret"));
+        let tls = SharedServer::new("pg-main", "postgresql://a@[::1]:5432/x?sslmode=verify-full")
+            .expect("valid");
+        assert_eq!(
+            tls.tenant_url(&names, "pw"),
+            "postgres://r:pw@[::1]:5432/d?sslmode=verify-full"
+        );
     }
 
     #[test]
