@@ -71,6 +71,7 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
     let paused = paused(tenant);
     let mut report = Report::default();
     let mut rotated = Vec::new();
+    let mut database_rotated = false;
     let mut shared = None;
     if !paused {
         let (api_key, password) = resolve_credentials(tenant, &validated, &context.stores.secrets)?;
@@ -105,7 +106,12 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
             rotated.push("API key");
         }
         if password.change == Some(Change::Rotated) && desired.database_secret.is_some() {
-            rotated.push("database password");
+            database_rotated = true;
+            rotated.push(if shared.is_some() {
+                "database password (set on the shared server first, then in the Secret)"
+            } else {
+                "database password"
+            });
         }
     }
     let mut observed = observe(&validated, context, paused);
@@ -119,7 +125,7 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
             ),
         };
     }
-    if rotated.contains(&"database password") {
+    if database_rotated {
         observed.credentials_rotated_at = Some(now());
     }
     let new_status = status::status(&validated, &observed, tenant.status.as_ref(), &now());

@@ -921,3 +921,47 @@ async fn managed_rotation_restarts_postgres_which_takes_the_new_password() {
     operator.assert_nothing_leaks(&t, &[&old["password"], &new["password"]]);
     operator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_server_is_reported_as_such() {
+    let operator = Operator::start();
+    let mut t = tenant("unregistered", "acme", "Delete");
+    if let Some(database) = t.spec.database.as_mut() {
+        database.shared = Some(crm_crds::SharedDatabaseSpec {
+            server: "pg-nowhere".into(),
+        });
+    }
+    operator.create(&t).await;
+    let message = operator.database(&t, "False", "ServerNotRegistered").await;
+    assert!(message.contains("crm-system/pg-nowhere"), "{message}");
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_shared_mode_releases_the_finalizer_and_says_what_was_left() {
+    let operator = Operator::start();
+    let t = tenant("leave", "acme", "Delete");
+    operator.create(&t).await;
+    operator.database(&t, "True", "Ready").await;
+    let credentials = operator.credentials(&t).await;
+    operator
+        .patch(
+            &t,
+            json!({ "spec": { "database": { "mode": "Managed", "shared": null } } }),
+        )
+        .await;
+    operator
+        .eventually("the finalizer released", |op| {
+            let stored = op.stored(&t)?;
+            (!stored.finalizers().contains(&FINALIZER.to_owned())).then_some(())
+        })
+        .await;
+    assert!(
+        operator
+            .event_reasons(&t)
+            .contains(&"SharedDatabaseLeft".to_owned())
+    );
+    let mut admin = superuser().await;
+    assert!(database_exists(&mut admin, &credentials["database"]).await);
+    operator.shutdown().await;
+}

@@ -32,8 +32,7 @@ pub const FINALIZER: &str = "crm.tenancy.dev/shared-database";
 /// Key of the admin connection URL in a server's registration Secret.
 pub const ADMIN_URL_KEY: &str = "url";
 
-/// A tenant's role and database, provisioned.
-#[derive(Debug)]
+/// A tenant's role and database, provisioned. Debug leaves out the URL.
 pub struct Provisioned {
     /// The server's registered name.
     pub server: String,
@@ -43,6 +42,16 @@ pub struct Provisioned {
     pub url: String,
     /// What this reconcile changed on the server.
     pub changes: Vec<Change>,
+}
+
+impl std::fmt::Debug for Provisioned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provisioned")
+            .field("server", &self.server)
+            .field("names", &self.names)
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Connections the tenant's role may hold: its pool size times the most
