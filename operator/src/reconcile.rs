@@ -441,6 +441,7 @@ async fn publish_provisioned(tenant: &CrmTenant, context: &Context, provisioned:
             Db::EnabledLogin => "enabled the role's login",
             Db::SetConnectionLimit => "set the role's connection limit",
             Db::SetPassword => "set the role's password",
+            Db::GrantedToAdmin => "granted the role to the admin role",
             Db::CreatedDatabase => "created the database",
             Db::SetOwner => "made the role the database's owner",
             Db::RevokedPublicAccess => "revoked PUBLIC's access to the database",

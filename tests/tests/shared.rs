@@ -965,3 +965,48 @@ async fn leaving_shared_mode_releases_the_finalizer_and_says_what_was_left() {
     assert!(database_exists(&mut admin, &credentials["database"]).await);
     operator.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_admin_with_createrole_and_createdb_but_not_superuser_manages_tenants() {
+    let mut admin = superuser().await;
+    sqlx::raw_sql(
+        "DROP ROLE IF EXISTS crm_limited_admin; \
+         CREATE ROLE crm_limited_admin LOGIN CREATEROLE CREATEDB PASSWORD 'limited-pw'",
+    )
+    .execute(&mut admin)
+    .await
+    .expect("admin role");
+    let test = PgConnectOptions::from_str(&test_postgres_url()).expect("url");
+    let url = format!(
+        "postgres://crm_limited_admin:limited-pw@{}:{}/postgres",
+        test.get_host(),
+        test.get_port()
+    );
+    let limited = SharedServer::new("limited", &url).expect("valid");
+    let names = sql::names("direct-limited", "acme");
+    let password = crm_operator::database::credentials::generate().expect("random");
+
+    let first = limited.ensure(&names, &password, 4).await.expect("ensure");
+    assert!(first.contains(&Change::CreatedDatabase), "{first:?}");
+    let tenant_url = limited.tenant_url(&names, &password);
+    login(&tenant_url).await.expect("the tenant logs in");
+    let second = limited.ensure(&names, &password, 4).await.expect("ensure");
+    assert_eq!(
+        second,
+        Vec::<Change>::new(),
+        "the password checked by logging in"
+    );
+
+    assert_eq!(
+        limited.retain_tenant(&names).await.expect("retain"),
+        vec![Change::DisabledLogin]
+    );
+    assert_eq!(sqlstate(login(&tenant_url).await), "28000");
+    let back = limited.ensure(&names, &password, 4).await.expect("ensure");
+    assert!(back.contains(&Change::EnabledLogin), "{back:?}");
+    login(&tenant_url).await.expect("the tenant logs in again");
+
+    let dropped = limited.drop_tenant(&names).await.expect("drop");
+    assert_eq!(dropped, vec![Change::DroppedDatabase, Change::DroppedRole]);
+    assert!(!role_exists(&mut admin, &names.role).await);
+}

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Every step reads the catalogs first and changes only what differs, so an
-//! unchanged tenant costs three catalog reads and no DDL. Passwords are never
+//! unchanged tenant costs four catalog reads and no DDL. Passwords are never
 //! sent: roles get a SCRAM verifier (see [`super::scram`]). Errors are built
 //! from parts that hold no credential: the SQLSTATE and the server's message
 //! with every secret of the call cut out, or the kind of an I/O error —
@@ -120,6 +120,9 @@ pub enum Change {
     SetConnectionLimit,
     /// `ALTER ROLE … PASSWORD` (a rotation, or a password edited out of band).
     SetPassword,
+    /// `GRANT <role> TO CURRENT_USER`: an admin that is no superuser must be a
+    /// member of the role to give it a database, and later to drop it.
+    GrantedToAdmin,
     /// `CREATE DATABASE`.
     CreatedDatabase,
     /// `ALTER DATABASE … OWNER TO`.
@@ -280,6 +283,17 @@ impl SharedServer {
                     run(conn, &sql, "altering the role", &[password, &verifier]).await?;
                 }
             }
+        }
+        let member: bool =
+            sqlx::query_scalar("SELECT pg_catalog.pg_has_role(current_user, $1, 'MEMBER')")
+                .bind(&names.role)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| DbError::from_sqlx(&e, "reading the admin's memberships", &[]))?;
+        if !member {
+            let sql = format!("GRANT {role} TO CURRENT_USER");
+            run(conn, &sql, "granting the role to the admin", &[]).await?;
+            changes.push(Change::GrantedToAdmin);
         }
         let live: Option<(String, bool)> = sqlx::query_as(
             "SELECT pg_catalog.pg_get_userbyid(d.datdba)::text,
