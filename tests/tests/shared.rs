@@ -1010,3 +1010,99 @@ async fn an_admin_with_createrole_and_createdb_but_not_superuser_manages_tenants
     assert_eq!(dropped, vec![Change::DroppedDatabase, Change::DroppedRole]);
     assert!(!role_exists(&mut admin, &names.role).await);
 }
+
+/// A TCP relay in front of the test server that can be stopped and started
+/// again: stopped, it ends every open connection and refuses new ones, as a
+/// server that went down mid-way would.
+struct Relay {
+    port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start() -> Self {
+        let target = PgConnectOptions::from_str(&test_postgres_url()).expect("url");
+        let target = format!("{}:{}", target.get_host(), target.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                if !*watch.borrow() {
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { port, up }
+    }
+
+    fn url(&self) -> String {
+        let mut url = PgConnectOptions::from_str(&test_postgres_url()).expect("url");
+        url = url.port(self.port);
+        format!(
+            "postgres://{}@127.0.0.1:{}/postgres",
+            url.get_username(),
+            url.get_port()
+        )
+    }
+
+    fn set(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_mid_way_is_reported_unreachable_and_recovered_from() {
+    let relay = Relay::start().await;
+    let operator = Operator::start_with_url(&relay.url());
+    let t = tenant("stops", "acme", "Delete");
+    operator.create(&t).await;
+    operator.database(&t, "True", "Ready").await;
+    let credentials = operator.credentials(&t).await;
+    let mut session = login(&credentials["url"]).await.expect("through the relay");
+
+    relay.set(false);
+    assert!(
+        sqlx::raw_sql("SELECT 1")
+            .execute(&mut session)
+            .await
+            .is_err(),
+        "the server is gone for its clients too"
+    );
+    let ns = t.namespace().expect("namespace");
+    assert!(operator.double.edit_object::<CrmTenant>(&ns, "acme", |o| {
+        o["metadata"]["labels"]["nudge"] = json!("1");
+    }));
+    let message = operator.database(&t, "False", "ServerUnreachable").await;
+    assert!(message.contains(SERVER), "{message}");
+    assert_eq!(
+        operator.stored(&t).and_then(|s| s.status?.phase),
+        Some(Phase::Degraded)
+    );
+
+    relay.set(true);
+    operator.database(&t, "True", "Ready").await;
+    login(&credentials["url"]).await.expect("back");
+    operator
+        .eventually("a Recovered Event", |op| {
+            op.event_reasons(&t)
+                .contains(&"Recovered".to_owned())
+                .then_some(())
+        })
+        .await;
+    operator.assert_nothing_leaks(&t, &[&credentials["password"]]);
+    operator.shutdown().await;
+}
