@@ -18,7 +18,7 @@ use crate::apply::{self, Report};
 use crate::build;
 use crate::controller::Context;
 use crate::database::credentials::{self, Change, Resolved};
-use crate::database::provision::{self, Provisioned};
+use crate::database::provision;
 use crate::labels::FIELD_MANAGER;
 use crate::metrics::Outcome;
 use crate::status::{self, DatabaseState, Failure, Observed};
@@ -132,7 +132,7 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
     let ready = new_status.phase == Some(Phase::Ready);
     publish_events(tenant, context, &report, &rotated, &new_status).await;
     if let Some(provisioned) = &shared {
-        publish_provisioned(tenant, context, provisioned).await;
+        provision::publish_provisioned(tenant, context, provisioned).await;
     }
     if tenant.status.as_ref() != Some(&new_status) {
         patch_status(tenant, context, &new_status).await?;
@@ -425,45 +425,6 @@ async fn publish_events(
         )
         .await;
     }
-}
-
-/// What provisioning changed on the shared server, when it changed anything.
-async fn publish_provisioned(tenant: &CrmTenant, context: &Context, provisioned: &Provisioned) {
-    use crate::database::shared::Change as Db;
-    if provisioned.changes.is_empty() {
-        return;
-    }
-    let changes: Vec<&str> = provisioned
-        .changes
-        .iter()
-        .map(|change| match change {
-            Db::CreatedRole => "created the role",
-            Db::EnabledLogin => "enabled the role's login",
-            Db::SetConnectionLimit => "set the role's connection limit",
-            Db::SetPassword => "set the role's password",
-            Db::GrantedToAdmin => "granted the role to the admin role",
-            Db::CreatedDatabase => "created the database",
-            Db::SetOwner => "made the role the database's owner",
-            Db::RevokedPublicAccess => "revoked PUBLIC's access to the database",
-            Db::DroppedDatabase => "dropped the database",
-            Db::DroppedRole => "dropped the role",
-            Db::DisabledLogin => "disabled the role's login",
-        })
-        .collect();
-    let note = format!(
-        "shared server {}, role and database {}: {}",
-        provisioned.server,
-        provisioned.names.database,
-        changes.join(", ")
-    );
-    publish(
-        tenant,
-        context,
-        EventType::Normal,
-        "DatabaseProvisioned",
-        &note,
-    )
-    .await;
 }
 
 /// Publishes an Event about the tenant; a failure to publish is only logged.

@@ -285,6 +285,45 @@ pub async fn left_shared_mode(tenant: &CrmTenant, context: &Context) -> Result<(
     remove_finalizer(context, tenant).await
 }
 
+/// What provisioning changed on the shared server, when it changed anything.
+pub async fn publish_provisioned(tenant: &CrmTenant, context: &Context, provisioned: &Provisioned) {
+    use crate::database::shared::Change as Db;
+    if provisioned.changes.is_empty() {
+        return;
+    }
+    let changes: Vec<&str> = provisioned
+        .changes
+        .iter()
+        .map(|change| match change {
+            Db::CreatedRole => "created the role",
+            Db::EnabledLogin => "enabled the role's login",
+            Db::SetConnectionLimit => "set the role's connection limit",
+            Db::SetPassword => "set the role's password",
+            Db::GrantedToAdmin => "granted the role to the admin role",
+            Db::CreatedDatabase => "created the database",
+            Db::SetOwner => "made the role the database's owner",
+            Db::RevokedPublicAccess => "revoked PUBLIC's access to the database",
+            Db::DroppedDatabase => "dropped the database",
+            Db::DroppedRole => "dropped the role",
+            Db::DisabledLogin => "disabled the role's login",
+        })
+        .collect();
+    let note = format!(
+        "shared server {}, role and database {}: {}",
+        provisioned.server,
+        provisioned.names.database,
+        changes.join(", ")
+    );
+    publish(
+        tenant,
+        context,
+        EventType::Normal,
+        "DatabaseProvisioned",
+        &note,
+    )
+    .await;
+}
+
 /// Whether the tenant's meta says it is being deleted.
 pub fn deleting(tenant: &CrmTenant) -> bool {
     tenant.meta().deletion_timestamp.is_some()
