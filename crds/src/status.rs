@@ -1,6 +1,6 @@
 //! `CrmTenant.status`: what the operator observed and decided.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,12 @@ pub struct CrmTenantStatus {
     /// Ready replicas over the desired count, as `kubectl get` shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
+
+    /// When the database credentials were last rotated (on the database
+    /// server, then in the Secret), after a
+    /// `crm.tenancy.dev/rotate-database-credentials` request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_credentials_rotated_at: Option<Time>,
 }
 
 /// Lifecycle phase of a tenant.

@@ -33,6 +33,8 @@ use crm_crds::CrmTenant;
 
 /// Label selector matching every object the operator creates.
 pub const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=crm-operator";
+/// Where shared PostgreSQL servers are registered unless told otherwise.
+pub const DEFAULT_SHARED_SERVERS_NAMESPACE: &str = "crm-system";
 /// Objects per page when watchers list.
 pub const PAGE_SIZE: u32 = 50;
 
@@ -52,6 +54,9 @@ pub struct Settings {
     /// Longest one reconcile may take; a hung API call then counts as a
     /// transient failure and is retried, instead of blocking the tenant.
     pub reconcile_timeout: Duration,
+    /// Namespace of the Secrets that register shared PostgreSQL servers: one
+    /// per server, named after it, holding an admin URL under key `url`.
+    pub shared_servers_namespace: String,
 }
 
 impl Default for Settings {
@@ -63,6 +68,7 @@ impl Default for Settings {
             reporter: crate::labels::FIELD_MANAGER.to_owned(),
             default_image: None,
             reconcile_timeout: Duration::from_secs(60),
+            shared_servers_namespace: DEFAULT_SHARED_SERVERS_NAMESPACE.to_owned(),
         }
     }
 }
@@ -188,7 +194,8 @@ pub async fn run(
     });
     // Status writes (ours included) change neither generation, labels nor
     // annotations: they do not wake the tenant again, so a failure's status
-    // update cannot cut its backoff short.
+    // update cannot cut its backoff short. A deletion request wakes it: a
+    // Shared tenant's finalizer waits for its cleanup.
     let (tenant_cache, tenant_writer) = reflector::store();
     metrics.count_tenants(Some(tenant_cache.clone()));
     let synced = tokio::spawn(mark_synced(
@@ -203,7 +210,8 @@ pub async fn run(
         .predicate_filter(
             predicates::generation
                 .combine(predicates::labels)
-                .combine(predicates::annotations),
+                .combine(predicates::annotations)
+                .combine(deletion_requested),
             PredicateConfig::default(),
         );
     Controller::for_stream(tenant_events, tenant_cache)
@@ -265,6 +273,11 @@ async fn mark_synced(tenants: Store<CrmTenant>, stores: Stores, metrics: Arc<Met
         tracing::info!("caches synced");
         metrics.set_synced(true);
     }
+}
+
+/// Changes once, when the tenant's deletion is requested.
+fn deletion_requested(tenant: &CrmTenant) -> Option<u64> {
+    Some(u64::from(tenant.meta().deletion_timestamp.is_some()))
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>

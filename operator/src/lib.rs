@@ -65,6 +65,34 @@ pub enum Error {
     /// No random bytes for a new credential.
     #[error(transparent)]
     GenerateCredentials(#[from] database::credentials::RandomError),
+    /// The shared PostgreSQL server is not registered, or its Secret cannot be used.
+    #[error("shared PostgreSQL server {server}: {problem}")]
+    SharedServer {
+        /// `spec.database.shared.server`.
+        server: String,
+        /// What is wrong with its registration (never the URL itself).
+        problem: String,
+        /// CamelCase reason: ServerNotRegistered or InvalidServerUrl.
+        reason: &'static str,
+    },
+    /// Provisioning or cleaning up the tenant's role and database failed.
+    #[error("shared PostgreSQL server {server}: {source}")]
+    SharedDatabase {
+        /// `spec.database.shared.server`.
+        server: String,
+        /// What the server said, free of credentials.
+        #[source]
+        source: database::shared::DbError,
+    },
+    /// Adding or removing the tenant's finalizer failed.
+    #[error("updating the finalizers of {name}: {source}")]
+    Finalizer {
+        /// The tenant.
+        name: String,
+        /// What the API said.
+        #[source]
+        source: kube::Error,
+    },
     /// The API server did not answer within the reconcile timeout.
     #[error("reconcile took longer than {0:?}; the API server did not answer in time")]
     Timeout(std::time::Duration),
@@ -77,10 +105,17 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Invalid(_) => false,
-            Error::GenerateCredentials(_) | Error::Timeout(_) => true,
+            // A server that is down, or a registration Secret being fixed,
+            // comes right without a spec change; the Secret is not watched,
+            // so only a retry notices.
+            Error::GenerateCredentials(_)
+            | Error::Timeout(_)
+            | Error::SharedServer { .. }
+            | Error::SharedDatabase { .. } => true,
             Error::Apply { source, .. }
             | Error::Prune { source, .. }
-            | Error::PatchStatus { source, .. } => match source {
+            | Error::PatchStatus { source, .. }
+            | Error::Finalizer { source, .. } => match source {
                 kube::Error::Api(status) => matches!(status.code, 408 | 409 | 429 | 500..=599),
                 _ => true,
             },
@@ -96,7 +131,22 @@ impl Error {
             Error::PatchStatus { .. } => "StatusUpdateFailed",
             Error::GenerateCredentials(_) => "CredentialGenerationFailed",
             Error::Timeout(_) => "Timeout",
+            Error::SharedServer { reason, .. } => reason,
+            Error::SharedDatabase { source, .. } => source.kind.reason(),
+            Error::Finalizer { .. } => "FinalizerUpdateFailed",
         }
+    }
+}
+
+impl Error {
+    /// For a failure of the database itself, the DatabaseReady condition's
+    /// reason and message; None when the failure was elsewhere.
+    pub fn database_failure(&self) -> Option<(&'static str, String)> {
+        matches!(
+            self,
+            Error::SharedServer { .. } | Error::SharedDatabase { .. }
+        )
+        .then(|| (self.reason(), self.to_string()))
     }
 }
 

@@ -34,7 +34,6 @@ pub enum Scope {
     OperatorNamespace,
 }
 
-const WATCH: &[&str] = &["list", "watch"];
 const OWN: &[&str] = &["create", "delete", "list", "patch", "watch"];
 
 /// What the operator does with each kind of object.
@@ -42,8 +41,8 @@ pub const RULES: &[Rule] = &[
     Rule {
         group: "crm.tenancy.dev",
         resource: "crmtenants",
-        verbs: WATCH,
-        why: "the tenants it reconciles",
+        verbs: &["list", "patch", "watch"],
+        why: "the tenants it reconciles; patch adds and removes the Shared database finalizer",
         scope: Scope::Cluster,
     },
     Rule {

@@ -19,6 +19,7 @@ use crate::apply::{self, Report};
 use crate::build;
 use crate::controller::Context;
 use crate::database::credentials::{self, Change, Resolved};
+use crate::database::provision;
 use crate::labels::FIELD_MANAGER;
 use crate::metrics::Outcome;
 use crate::status::{self, DatabaseState, Failure, Observed};
@@ -72,9 +73,8 @@ async fn reconcile_traced(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Resu
 }
 
 async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Action> {
-    if tenant.meta().deletion_timestamp.is_some() {
-        // Owner references let the garbage collector remove the children.
-        return Ok(Action::await_change());
+    if provision::deleting(tenant) {
+        return provision::finalize(tenant, context).await;
     }
     let mut validated = validate::validate(tenant)?;
     if let Some(image) = &context.settings.default_image
@@ -90,12 +90,32 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
     let paused = paused(tenant);
     let mut report = Report::default();
     let mut rotated = Vec::new();
+    let mut database_rotated = false;
+    let mut shared = None;
     if !paused {
         let (api_key, password) = resolve_credentials(tenant, &validated, &context.stores.secrets)?;
         let mut desired = build::build(&validated, &credentials::credentials(&api_key, &password));
         credentials::mark(&mut desired.api_secret, &api_key);
         if let Some(secret) = desired.database_secret.as_mut() {
             credentials::mark(secret, &password);
+        }
+        if let DatabaseTarget::Shared { server } = &validated.database.mode {
+            // The server learns a new password before the Secret holds it, so
+            // pods started from the Secret always find it accepted.
+            provision::add_finalizer(context, tenant).await?;
+            let provisioned =
+                provision::provision(context, &validated, server, &password.value).await?;
+            if let Some(secret) = desired.database_secret.as_mut() {
+                build::secret::add_shared_connection(
+                    secret,
+                    &provisioned.names.role,
+                    &provisioned.names.database,
+                    &provisioned.url,
+                );
+            }
+            shared = Some(provisioned);
+        } else {
+            provision::left_shared_mode(tenant, context).await?;
         }
         report = apply::apply_all(&context.client, &context.stores, &validated, &desired).await?;
         context
@@ -105,13 +125,34 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
             rotated.push("API key");
         }
         if password.change == Some(Change::Rotated) && desired.database_secret.is_some() {
-            rotated.push("database password");
+            database_rotated = true;
+            rotated.push(if shared.is_some() {
+                "database password (set on the shared server first, then in the Secret)"
+            } else {
+                "database password"
+            });
         }
     }
-    let observed = observe(&validated, context, paused);
+    let mut observed = observe(&validated, context, paused);
+    if let Some(provisioned) = &shared {
+        observed.database = DatabaseState {
+            ready: true,
+            reason: "Ready".into(),
+            message: format!(
+                "role and database {} ready on shared server {}",
+                provisioned.names.database, provisioned.server
+            ),
+        };
+    }
+    if database_rotated {
+        observed.credentials_rotated_at = Some(now());
+    }
     let new_status = status::status(&validated, &observed, tenant.status.as_ref(), &now());
     let ready = new_status.phase == Some(Phase::Ready);
     publish_events(tenant, context, &report, &rotated, &new_status).await;
+    if let Some(provisioned) = &shared {
+        provision::publish_provisioned(tenant, context, provisioned).await;
+    }
     if tenant.status.as_ref() != Some(&new_status) {
         patch_status(tenant, context, &new_status).await?;
     }
@@ -199,6 +240,7 @@ fn observe(tenant: &Tenant, context: &Context, paused: bool) -> Observed {
         error: None,
         paused,
         deleting: false,
+        credentials_rotated_at: None,
     }
 }
 
@@ -257,6 +299,14 @@ async fn report_failure(tenant: &CrmTenant, context: &Context, error: &Error) {
     };
     let mut observed = observe(&validated, context, paused(tenant));
     observed.error = Some(failure(error));
+    observed.deleting = provision::deleting(tenant);
+    if let Some((reason, message)) = error.database_failure() {
+        observed.database = DatabaseState {
+            ready: false,
+            reason: reason.to_owned(),
+            message,
+        };
+    }
     let new_status = status::status(&validated, &observed, tenant.status.as_ref(), &now());
     if tenant.status.as_ref() != Some(&new_status)
         && let Err(e) = patch_status(tenant, context, &new_status).await
@@ -396,7 +446,8 @@ async fn publish_events(
     }
 }
 
-async fn publish(
+/// Publishes an Event about the tenant; a failure to publish is only logged.
+pub(crate) async fn publish(
     tenant: &CrmTenant,
     context: &Context,
     type_: EventType,

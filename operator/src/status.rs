@@ -24,6 +24,8 @@ pub struct Observed {
     pub paused: bool,
     /// The tenant is being deleted.
     pub deleting: bool,
+    /// The database credentials were rotated at this time by this reconcile.
+    pub credentials_rotated_at: Option<Time>,
 }
 
 /// A failed reconcile, as status reports it.
@@ -165,6 +167,10 @@ pub fn status(
         credentials_secret: Some(format!("{}-api", tenant.name)),
         ready_replicas: Some(observed.ready_replicas),
         ready: Some(format!("{}/{desired_replicas}", observed.ready_replicas)),
+        database_credentials_rotated_at: observed
+            .credentials_rotated_at
+            .clone()
+            .or_else(|| previous.and_then(|p| p.database_credentials_rotated_at.clone())),
     }
 }
 
@@ -403,6 +409,18 @@ mod tests {
         let s = status(&t, &Observed::default(), None, &at(0));
         assert_eq!(s.phase, Some(Phase::Suspended));
         assert_eq!(s.ready.as_deref(), Some("0/0"));
+    }
+
+    #[test]
+    fn the_last_rotation_time_is_kept_until_the_next_rotation() {
+        let rotated = Observed {
+            credentials_rotated_at: Some(at(10)),
+            ..healthy()
+        };
+        let first = status(&growth(), &rotated, None, &at(10));
+        assert_eq!(first.database_credentials_rotated_at, Some(at(10)));
+        let later = status(&growth(), &healthy(), Some(&first), &at(600));
+        assert_eq!(later.database_credentials_rotated_at, Some(at(10)));
     }
 
     #[test]

@@ -187,6 +187,28 @@ impl ApiDouble {
         state.update(self.tx(), key, value, Mode::Seed).is_ok()
     }
 
+    /// Seed or overwrite a Secret holding one key, as
+    /// `kubectl create secret generic NAME --from-literal=KEY=VALUE` would.
+    pub fn put_secret(&self, ns: &str, name: &str, key: &str, value: &str) {
+        let mut data = std::collections::BTreeMap::new();
+        data.insert(
+            key.to_owned(),
+            k8s_openapi::ByteString(value.as_bytes().to_vec()),
+        );
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(ns.to_owned()),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        };
+        if let Err(error) = self.put_object(&secret) {
+            panic!("seeding Secret {ns}/{name}: {error}");
+        }
+    }
+
     /// Replace `.status` as a controller would; false if absent.
     pub fn set_status<K: Resource<DynamicType = ()>>(
         &self,

@@ -47,6 +47,18 @@ use tokio::sync::broadcast;
 
 pub use controls::{Fault, FaultResponse, Request};
 
+/// The superuser URL of the throwaway PostgreSQL server the test command
+/// starts. Tests that need PostgreSQL fail here, loudly, when there is none.
+pub fn test_postgres_url() -> String {
+    match std::env::var("CRM_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "CRM_TEST_POSTGRES_URL is not set: this test needs PostgreSQL; \
+             run it through scripts/with-postgres (scripts/test does)"
+        ),
+    }
+}
+
 /// Body of every response the double sends.
 pub type DoubleBody = UnsyncBoxBody<Bytes, Infallible>;
 

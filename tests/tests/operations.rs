@@ -435,6 +435,13 @@ async fn the_metrics_endpoint_exposes_reconciles_tenants_and_api_requests_after_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_the_operator_makes_is_granted_by_its_rbac_table() {
     let double = ApiDouble::new();
+    // The Shared example's server: the test command's PostgreSQL.
+    double.put_secret(
+        crm_operator::controller::DEFAULT_SHARED_SERVERS_NAMESPACE,
+        "pg-main",
+        "url",
+        &crm_tests::test_postgres_url(),
+    );
     let replica = Replica::start(&double, "replica-a");
     eventually("the replica to lead", CONVERGE, || {
         replica.leads().then_some(())

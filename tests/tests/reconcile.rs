@@ -330,6 +330,13 @@ fn spec_replicas(deployment: &Deployment) -> Option<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_database_mode_gets_all_its_children_and_becomes_ready() {
     let operator = Operator::start();
+    // The Shared example's server: the test command's PostgreSQL.
+    operator.double.put_secret(
+        controller::DEFAULT_SHARED_SERVERS_NAMESPACE,
+        "pg-main",
+        "url",
+        &crm_tests::test_postgres_url(),
+    );
     for name in [
         "starter-embedded",
         "growth-managed",

@@ -104,7 +104,7 @@ pub fn build(tenant: &Tenant, credentials: &Credentials) -> Desired {
         pdb: pdb::pdb(tenant),
         network_policies: network_policy::network_policies(tenant),
         data_volume: volume::data_volume(tenant),
-        database_statefulset: postgres::statefulset(tenant),
+        database_statefulset: postgres::statefulset(tenant, credentials),
         database_service: postgres::service(tenant),
         config_map,
     }

@@ -1,5 +1,14 @@
 //! Managed database: StatefulSet and Service `<t>-postgres`, a PostgreSQL
 //! server for this tenant alone.
+//!
+//! The image's entrypoint reads `POSTGRES_PASSWORD` only when it creates the
+//! cluster, so a rotated password would never reach a running server. The
+//! pod template therefore carries a hash of the password (a rotation restarts
+//! PostgreSQL), and a start hook sets the role's password from the pod's
+//! environment over the local socket. A rotation thus briefly restarts the
+//! tenant's database, and pods started between the Secret's change and the
+//! hook's run retry until it has run (the operator cannot reach the tenant's
+//! server to set the password first, as it does in Shared mode).
 
 use std::collections::BTreeMap;
 
@@ -8,18 +17,23 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, ExecAction, PersistentVolumeClaim, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, TCPSocketAction,
+    Container, ContainerPort, EnvVar, ExecAction, Lifecycle, LifecycleHandler,
+    PersistentVolumeClaim, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
+    ServicePort, ServiceSpec, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use sha2::{Digest, Sha256};
+
 use super::deployment::{
-    container_security, empty_dir, from_secret, mount, pod_security, selector,
+    CONFIG_HASH, container_security, empty_dir, from_secret, mount, pod_security, selector,
 };
 use super::secret::{DATABASE, MANAGED_USER, USERNAME};
-use super::{POSTGRES_PORT, cpu_quantity, database_secret_name, metadata, postgres_name};
+use super::{
+    Credentials, POSTGRES_PORT, cpu_quantity, database_secret_name, metadata, postgres_name,
+};
 use crate::database::credentials::PASSWORD;
 use crate::labels::{self, Component};
 use crate::validate::{DatabaseTarget, Tenant};
@@ -32,7 +46,7 @@ const DATA_DIR: &str = "/var/lib/postgresql/data";
 const PORT_NAME: &str = "postgres";
 
 /// The Managed PostgreSQL StatefulSet; None for the other modes.
-pub fn statefulset(tenant: &Tenant) -> Option<StatefulSet> {
+pub fn statefulset(tenant: &Tenant, credentials: &Credentials) -> Option<StatefulSet> {
     let DatabaseTarget::Managed { image, cpu, memory } = &tenant.database.mode else {
         return None;
     };
@@ -59,6 +73,10 @@ pub fn statefulset(tenant: &Tenant) -> Option<StatefulSet> {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels::standard(&tenant.name, Component::Database)),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH.to_owned(),
+                        password_hash(credentials),
+                    )])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod_spec(tenant, image, resources)),
@@ -70,6 +88,27 @@ pub fn statefulset(tenant: &Tenant) -> Option<StatefulSet> {
         ..StatefulSet::default()
     })
 }
+
+/// Hex SHA-256 of the password, length-prefixed: it changes with the
+/// password and cannot be turned back into it.
+fn password_hash(credentials: &Credentials) -> String {
+    let password = credentials.database_password.as_bytes();
+    let mut hasher = Sha256::new();
+    hasher.update(b"postgres-password");
+    hasher.update((password.len() as u64).to_le_bytes());
+    hasher.update(password);
+    hex::encode(hasher.finalize())
+}
+
+/// Sets the role's password from `POSTGRES_PASSWORD` once the server takes
+/// connections on its local socket (trusted in the official image). It
+/// retries while the entrypoint's temporary first-start server comes and
+/// goes, and gives up after five minutes, which restarts the container.
+/// psql's `:'password'` quotes the value as a literal.
+const SET_PASSWORD: &str = r#"i=0
+until printf '%s\n' "ALTER ROLE CURRENT_USER PASSWORD :'password';" | psql -X -q -v ON_ERROR_STOP=1 -v "password=$POSTGRES_PASSWORD" -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres >/dev/null 2>&1; do
+  i=$((i + 1)); [ "$i" -lt 300 ] || exit 1; sleep 1
+done"#;
 
 /// The volume goes with the StatefulSet only when the spec says Delete.
 fn retention(tenant: &Tenant) -> StatefulSetPersistentVolumeClaimRetentionPolicy {
@@ -124,6 +163,15 @@ fn pod_spec(tenant: &Tenant, image: &str, resources: BTreeMap<String, Quantity>)
             requests: Some(resources.clone()),
             limits: Some(resources),
             ..ResourceRequirements::default()
+        }),
+        lifecycle: Some(Lifecycle {
+            post_start: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(["/bin/sh", "-c", SET_PASSWORD].map(str::to_owned).to_vec()),
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
         }),
         // First start runs initdb, and recovery after a crash may take a while.
         startup_probe: Some(ready(5, 60)),

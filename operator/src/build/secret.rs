@@ -58,6 +58,15 @@ pub fn database_secret(tenant: &Tenant, credentials: &Credentials) -> Option<Sec
     Some(opaque(meta, data))
 }
 
+/// Completes a Shared `<t>-db` with what the shared server decided: the
+/// role (`username`), the `database` and the `url` the pods connect with.
+pub fn add_shared_connection(secret: &mut Secret, username: &str, database: &str, url: &str) {
+    let data = secret.data.get_or_insert_with(BTreeMap::new);
+    for (key, value) in [(USERNAME, username), (DATABASE, database), (URL, url)] {
+        data.insert(key.to_owned(), ByteString(value.as_bytes().to_vec()));
+    }
+}
+
 /// The URL of the tenant's own PostgreSQL server. Generated passwords are
 /// URL-safe base64, so they need no escaping in the user-info part.
 fn managed_url(tenant: &Tenant, password: &str) -> String {
@@ -122,6 +131,23 @@ mod tests {
         let s = database_secret(&tenant, &credentials()).expect("shared has one");
         let keys: Vec<&String> = s.data.iter().flat_map(|d| d.keys()).collect();
         assert_eq!(keys, ["password"]);
+    }
+
+    #[test]
+    fn a_shared_secret_is_completed_with_the_servers_role_database_and_url() {
+        let tenant = Tenant::test().with_database(fixture::shared());
+        let mut s = database_secret(&tenant, &credentials()).expect("shared has one");
+        add_shared_connection(&mut s, "crm_r", "crm_d", "postgres://crm_r:pw@h:5432/crm_d");
+        assert_eq!(text(&s, "username").as_deref(), Some("crm_r"));
+        assert_eq!(text(&s, "database").as_deref(), Some("crm_d"));
+        assert_eq!(
+            text(&s, "url").as_deref(),
+            Some("postgres://crm_r:pw@h:5432/crm_d")
+        );
+        assert_eq!(
+            text(&s, "password").as_deref(),
+            Some("db-password-0123456789")
+        );
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub struct RunArgs {
     /// with backoff (a hung API call counts as a transient failure).
     #[arg(long, env = "CRM_OPERATOR_RECONCILE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub reconcile_timeout_secs: u64,
+    /// Namespace of the Secrets registering shared PostgreSQL servers: a
+    /// tenant's `spec.database.shared.server` names a Secret here whose key
+    /// `url` holds an admin connection URL of that server.
+    #[arg(long, env = "CRM_OPERATOR_SHARED_SERVERS_NAMESPACE", default_value = crate::controller::DEFAULT_SHARED_SERVERS_NAMESPACE)]
+    pub shared_servers_namespace: String,
     /// Log format.
     #[arg(long, env = "CRM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -109,6 +114,7 @@ impl RunArgs {
             concurrency: self.concurrency,
             default_image: self.server_image.clone(),
             reconcile_timeout: std::time::Duration::from_secs(self.reconcile_timeout_secs),
+            shared_servers_namespace: self.shared_servers_namespace.clone(),
             ..crate::controller::Settings::default()
         }
     }

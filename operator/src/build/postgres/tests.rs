@@ -2,7 +2,9 @@ use super::*;
 use crate::build::fixture;
 
 fn spec(tenant: &Tenant) -> StatefulSetSpec {
-    statefulset(tenant).and_then(|s| s.spec).expect("managed")
+    statefulset(tenant, &fixture::credentials())
+        .and_then(|s| s.spec)
+        .expect("managed")
 }
 
 fn container(tenant: &Tenant) -> Container {
@@ -128,7 +130,37 @@ fn other_modes_have_no_postgres() {
         fixture::external(),
     ] {
         let tenant = Tenant::test().with_database(mode);
-        assert_eq!(statefulset(&tenant), None);
+        assert_eq!(statefulset(&tenant, &fixture::credentials()), None);
         assert_eq!(service(&tenant), None);
     }
+}
+
+#[test]
+fn a_rotated_password_restarts_postgres_which_sets_it_at_start() {
+    let hash = |password: &str| {
+        let credentials = Credentials {
+            database_password: password.into(),
+            ..fixture::credentials()
+        };
+        let sts = statefulset(&Tenant::test(), &credentials).expect("managed");
+        let template = sts.spec.expect("spec").template;
+        let annotations = template.metadata.and_then(|m| m.annotations);
+        annotations.expect("annotations")[CONFIG_HASH].clone()
+    };
+    assert_eq!(hash("one"), hash("one"));
+    assert_ne!(hash("one"), hash("two"), "a new password rolls the pod");
+    assert!(!hash("secret-password").contains("secret-password"));
+
+    let hook = container(&Tenant::test())
+        .lifecycle
+        .and_then(|l| l.post_start)
+        .and_then(|h| h.exec)
+        .and_then(|e| e.command)
+        .expect("a postStart hook");
+    let script = hook.last().expect("script");
+    assert!(script.contains("ALTER ROLE CURRENT_USER PASSWORD :'password'"));
+    assert!(
+        script.contains("$POSTGRES_PASSWORD"),
+        "read from the env, never inlined"
+    );
 }
