@@ -1,6 +1,6 @@
 # Recipes; a bare `make` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help fmt lint test crd plan
+.PHONY: help fmt lint test crd plan bench
 
 help: ## list the recipes
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -19,3 +19,8 @@ crd: ## regenerate crds/crmtenant.yaml from the API types
 
 plan: ## size every example and print its objects
 	cargo run -q -p crm-operator -- plan examples/*.yaml
+
+bench: ## release benchmarks of bench/README.md (calibration, ceilings, operator at scale)
+	cargo build --release --locked -p crm-server -p crm-operator -p crm-bench
+	scripts/with-postgres bench/calibrate
+	target/release/operator-scale --tenants 1000
