@@ -118,12 +118,26 @@ async fn main() -> anyhow::Result<()> {
     // First pass: every tenant new.
     let op = Running::start(&double, settings.clone())?;
     let start = Instant::now();
-    wait_all(&double, &tenants, start + timeout, |_| true).await?;
-    pods_ready(&double, &tenants);
-    wait_all(&double, &tenants, start + timeout, |p| {
-        p == Some(Phase::Ready)
-    })
-    .await?;
+    let converging = async {
+        wait_all(&double, &tenants, start + timeout, |_| true).await?;
+        pods_ready(&double, &tenants);
+        wait_all(&double, &tenants, start + timeout, |p| {
+            p == Some(Phase::Ready)
+        })
+        .await
+    };
+    if let Err(error) = converging.await {
+        // Still print what the pass got to, and the memory so far.
+        let partial = Pass::of(
+            &double,
+            &op.metrics,
+            tenants.len(),
+            start.elapsed().as_secs_f64(),
+        );
+        partial.print("first-pass-unfinished", tenants.len(), args.concurrency);
+        print_memory(tenants.len(), rss_start, rss_loaded);
+        return Err(error);
+    }
     let converged = start.elapsed().as_secs_f64();
     quiet(&double, start + timeout).await;
     let first = Pass::of(&double, &op.metrics, tenants.len(), converged);
@@ -180,14 +194,17 @@ async fn main() -> anyhow::Result<()> {
         "resync-secrets secrets={} data_changed={changed}",
         secrets_after.len()
     );
+    print_memory(tenants.len(), rss_start, rss_loaded);
+    Ok(())
+}
+
+fn print_memory(tenants: usize, rss_start: Option<u64>, rss_loaded: Option<u64>) {
     println!(
-        "memory tenants={} rss_start_mib={} rss_tenants_loaded_mib={} vm_hwm_mib={}",
-        tenants.len(),
+        "memory tenants={tenants} rss_start_mib={} rss_tenants_loaded_mib={} vm_hwm_mib={}",
         mib(rss_start),
         mib(rss_loaded),
         mib(self_status_kib("VmHWM")),
     );
-    Ok(())
 }
 
 fn mib(kib: Option<u64>) -> String {
