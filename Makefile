@@ -1,6 +1,6 @@
 # Recipes; a bare `make` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help fmt lint test crd plan images install
+.PHONY: help fmt lint test crd plan images install bench
 
 help: ## list the recipes
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -26,3 +26,8 @@ images: ## build the crm-operator and crm-server images (TAG=0.1.0)
 
 install: ## install the operator on the current kubectl context (config/)
 	kubectl apply -k config/
+
+bench: ## release benchmarks of bench/README.md (calibration, ceilings, operator at scale)
+	cargo build --release --locked -p crm-server -p crm-operator -p crm-bench
+	scripts/with-postgres bench/calibrate
+	target/release/operator-scale --tenants 1000

@@ -128,7 +128,11 @@ pub struct LoadSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PerformanceSpec {
     /// CPU time one request of the standard mix costs, in milliseconds. The
-    /// default is the figure measured by the crm-server benchmark.
+    /// default, 2.8, is the figure measured by the crm-server benchmark
+    /// (bench/README.md, 2026-11-23): CPU-seconds per request of the server
+    /// process on one core, PostgreSQL, 100,000 seeded contacts, at about a
+    /// third of a core of load. It grows with the data: reports and CSV
+    /// exports scan whole tables (SQLite, with the database in-process: 4.8).
     #[serde(default = "defaults::request_cpu_millis")]
     #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
     pub request_cpu_millis: f64,
@@ -460,9 +464,10 @@ pub mod defaults {
     pub fn peak_factor() -> f64 {
         3.0
     }
-    /// CPU milliseconds per request of the standard mix.
+    /// CPU milliseconds per request of the standard mix, as calibrated by
+    /// bench/calibrate (was 2.0 before the calibration).
     pub fn request_cpu_millis() -> f64 {
-        2.0
+        2.8
     }
     /// Fixed latency outside the CPU queue.
     pub fn base_latency_ms() -> f64 {

@@ -270,7 +270,8 @@ mod tests {
 
     fn growth() -> Tenant {
         tenant(
-            json!({"tier": "Growth", "load": {"peakRequestsPerSecond": 300}, "database": {"mode": "Managed"}}),
+            json!({"tier": "Growth", "load": {"peakRequestsPerSecond": 300},
+                "performance": {"requestCpuMillis": 2}, "database": {"mode": "Managed"}}),
         )
     }
 

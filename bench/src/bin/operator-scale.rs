@@ -1,0 +1,435 @@
+//! `operator-scale`: the real controller (`crm_operator::controller::run`)
+//! reconciling many tenants against the in-process API-server double.
+//!
+//! Prints time to converge, API requests and writes per tenant on the first
+//! pass and on a full resync (a restarted controller facing unchanged
+//! tenants), the reconcile p99 from the operator's own histogram, and the
+//! process's peak RSS. `--double-only` fills the double with the same tenants
+//! and the children the builders want, without any controller, so the
+//! double's share of the peak RSS can be subtracted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use crm_bench::proc::self_status_kib;
+use crm_crds::{CrmTenant, Phase};
+use crm_operator::build::{self, Credentials};
+use crm_operator::controller::{self, Settings};
+use crm_operator::metrics::{Metrics, Outcome};
+use crm_operator::validate;
+use crm_tests::ApiDouble;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+const MANAGED: &str = include_str!("../../../examples/growth-managed.yaml");
+const EMBEDDED: &str = include_str!("../../../examples/starter-embedded.yaml");
+
+/// Reconcile many tenants against the API double.
+#[derive(Debug, Parser)]
+#[command(name = "operator-scale", about)]
+struct Args {
+    /// Tenants, alternately Growth/Managed and Starter/Embedded, over 20 namespaces.
+    #[arg(long, default_value_t = 1000)]
+    tenants: usize,
+    /// Tenants reconciled at once (`crm-operator run --concurrency`).
+    #[arg(long, default_value_t = Settings::default().concurrency)]
+    concurrency: u16,
+    /// Give up converging after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Only fill the double (tenants and their children); no controller.
+    #[arg(long)]
+    double_only: bool,
+    /// Print the first writes of the resync (verb and path), to see what they are.
+    #[arg(long, default_value_t = 0)]
+    show_resync_writes: usize,
+    /// Write the tenants as one multi-document YAML file (for `crm-operator plan`) and exit.
+    #[arg(long)]
+    write_manifests: Option<PathBuf>,
+}
+
+fn tenants(n: usize) -> anyhow::Result<Vec<CrmTenant>> {
+    let managed: CrmTenant = serde_saphyr::from_str(MANAGED).context("parse growth-managed")?;
+    let embedded: CrmTenant = serde_saphyr::from_str(EMBEDDED).context("parse starter-embedded")?;
+    Ok((0..n)
+        .map(|i| {
+            let mut t = if i % 2 == 0 {
+                managed.clone()
+            } else {
+                embedded.clone()
+            };
+            t.metadata.name = Some(format!("t{i:05}"));
+            t.metadata.namespace = Some(format!("bench-{:02}", i % 20));
+            t
+        })
+        .collect())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tenants = tenants(args.tenants)?;
+    if let Some(path) = &args.write_manifests {
+        let docs: Vec<String> = tenants
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()?;
+        std::fs::write(path, docs.join("\n---\n"))?;
+        println!("wrote {} tenants to {}", tenants.len(), path.display());
+        return Ok(());
+    }
+    let rss_start = self_status_kib("VmRSS");
+    let double = ApiDouble::new();
+    for t in &tenants {
+        double.put_object(t)?;
+    }
+    if args.double_only {
+        let children = fill_children(&double, &tenants)?;
+        println!(
+            "double-only tenants={} children={children} rss_start_mib={} vm_hwm_mib={}",
+            tenants.len(),
+            mib(rss_start),
+            mib(self_status_kib("VmHWM")),
+        );
+        return Ok(());
+    }
+    let rss_loaded = self_status_kib("VmRSS");
+    let settings = Settings {
+        default_image: Some("crm-server:bench".into()),
+        concurrency: args.concurrency,
+        ..Settings::default()
+    };
+    let timeout = Duration::from_secs(args.timeout);
+
+    // First pass: every tenant new.
+    let op = Running::start(&double, settings.clone())?;
+    let start = Instant::now();
+    let converging = async {
+        wait_all(&double, &tenants, start + timeout, |_| true).await?;
+        pods_ready(&double, &tenants);
+        wait_all(&double, &tenants, start + timeout, |p| {
+            p == Some(Phase::Ready)
+        })
+        .await
+    };
+    if let Err(error) = converging.await {
+        // Still print what the pass got to, and the memory so far.
+        let partial = Pass::of(
+            &double,
+            &op.metrics,
+            tenants.len(),
+            start.elapsed().as_secs_f64(),
+        );
+        partial.print("first-pass-unfinished", tenants.len(), args.concurrency);
+        print_memory(tenants.len(), rss_start, rss_loaded);
+        return Err(error);
+    }
+    let converged = start.elapsed().as_secs_f64();
+    quiet(&double, start + timeout).await;
+    let first = Pass::of(&double, &op.metrics, tenants.len(), converged);
+    eprintln!(
+        "first pass quiet after {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    let stopping = Instant::now();
+    op.stop().await?;
+    eprintln!(
+        "controller stopped in {:.1}s",
+        stopping.elapsed().as_secs_f64()
+    );
+
+    // Full resync: a fresh controller lists everything and reconciles each
+    // unchanged tenant once.
+    double.clear_log();
+    let secrets_before = secret_data(&double);
+    let op = Running::start(&double, settings)?;
+    let start = Instant::now();
+    let n = tenants.len() as u64;
+    while op.metrics.reconciles(Outcome::Ok) + op.metrics.reconciles(Outcome::Error) < n {
+        if Instant::now() > start + timeout {
+            bail!("resync did not reconcile every tenant in {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resynced = start.elapsed().as_secs_f64();
+    quiet(&double, start + timeout).await;
+    let resync = Pass::of(&double, &op.metrics, tenants.len(), resynced);
+    let secrets_after = secret_data(&double);
+    let changed = secrets_after
+        .iter()
+        .filter(|(k, v)| secrets_before.get(*k) != Some(*v))
+        .count();
+    for r in double
+        .request_log()
+        .iter()
+        .filter(|r| r.is_write())
+        .take(args.show_resync_writes)
+    {
+        println!("resync-write {} {}", r.verb, r.path);
+    }
+    let stopping = Instant::now();
+    op.stop().await?;
+    eprintln!(
+        "controller stopped in {:.1}s",
+        stopping.elapsed().as_secs_f64()
+    );
+
+    first.print("first-pass", tenants.len(), args.concurrency);
+    resync.print("resync", tenants.len(), args.concurrency);
+    println!(
+        "resync-secrets secrets={} data_changed={changed}",
+        secrets_after.len()
+    );
+    print_memory(tenants.len(), rss_start, rss_loaded);
+    Ok(())
+}
+
+fn print_memory(tenants: usize, rss_start: Option<u64>, rss_loaded: Option<u64>) {
+    println!(
+        "memory tenants={tenants} rss_start_mib={} rss_tenants_loaded_mib={} vm_hwm_mib={}",
+        mib(rss_start),
+        mib(rss_loaded),
+        mib(self_status_kib("VmHWM")),
+    );
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "-".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+/// The controller running in a task of this process.
+struct Running {
+    metrics: Arc<Metrics>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    fn start(double: &ApiDouble, settings: Settings) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(
+            double.client(),
+            settings,
+            metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self {
+            metrics,
+            stop,
+            task,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .context("controller did not stop")?
+            .context("controller task panicked")
+    }
+}
+
+/// Waits until every tenant's status describes its current generation with
+/// a phase that `phase_ok` accepts.
+async fn wait_all(
+    double: &ApiDouble,
+    tenants: &[CrmTenant],
+    deadline: Instant,
+    phase_ok: impl Fn(Option<Phase>) -> bool,
+) -> anyhow::Result<()> {
+    loop {
+        let stored: Vec<CrmTenant> = double.list_objects("");
+        let done = stored
+            .iter()
+            .filter(|t| {
+                t.status.as_ref().is_some_and(|s| {
+                    s.observed_generation.is_some()
+                        && s.observed_generation == t.metadata.generation
+                        && phase_ok(s.phase)
+                })
+            })
+            .count();
+        if done >= tenants.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{done} of {} tenants converged before the timeout",
+                tenants.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every Secret's data, by namespace/name.
+fn secret_data(double: &ApiDouble) -> BTreeMap<String, Value> {
+    double
+        .list_objects::<Secret>("")
+        .into_iter()
+        .map(|s| {
+            let key = format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any());
+            (key, serde_json::to_value(&s.data).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Reports every tenant's replicas (and its PostgreSQL) ready, as the
+/// Deployment and StatefulSet controllers of a cluster would.
+fn pods_ready(double: &ApiDouble, tenants: &[CrmTenant]) {
+    for t in tenants {
+        let (ns, name) = (t.namespace().unwrap_or_default(), t.name_any());
+        let replicas = double
+            .get_object::<CrmTenant>(&ns, &name)
+            .and_then(|t| t.status?.sizing)
+            .map_or(1, |s| s.min_replicas);
+        let counts = json!({
+            "replicas": replicas, "readyReplicas": replicas,
+            "availableReplicas": replicas, "updatedReplicas": replicas,
+            "observedGeneration": 1,
+        });
+        double.set_status::<Deployment>(&ns, &name, counts);
+        let postgres = format!("{name}-postgres");
+        let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1 });
+        double.set_status::<StatefulSet>(&ns, &postgres, counts);
+    }
+}
+
+/// Waits until the double has seen no request for one second.
+async fn quiet(double: &ApiDouble, deadline: Instant) {
+    let mut seen = double.request_log().len();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = double.request_log().len();
+        if now == seen {
+            return;
+        }
+        seen = now;
+    }
+}
+
+/// Figures of one pass.
+#[derive(Debug)]
+struct Pass {
+    seconds: f64,
+    requests: usize,
+    writes: usize,
+    events: usize,
+    reconciles: u64,
+    errors: u64,
+    p99: String,
+}
+
+impl Pass {
+    fn of(double: &ApiDouble, metrics: &Metrics, _tenants: usize, seconds: f64) -> Self {
+        let log = double.request_log();
+        Self {
+            seconds,
+            requests: log.len(),
+            writes: double.count_writes_excluding_events(),
+            events: log.iter().filter(|r| r.is_event() && r.is_write()).count(),
+            reconciles: metrics.reconciles(Outcome::Ok),
+            errors: metrics.reconciles(Outcome::Error),
+            p99: reconcile_p99(&metrics.encode()),
+        }
+    }
+
+    fn print(&self, name: &str, tenants: usize, concurrency: u16) {
+        let per = |x: usize| x as f64 / tenants as f64;
+        println!(
+            "{name} tenants={tenants} concurrency={concurrency} seconds={:.2} requests={} \
+             requests_per_tenant={:.2} writes_excl_events={} writes_per_tenant={:.2} \
+             event_writes={} reconciles_ok={} reconciles_error={} reconcile_p99={}",
+            self.seconds,
+            self.requests,
+            per(self.requests),
+            self.writes,
+            per(self.writes),
+            self.events,
+            self.reconciles,
+            self.errors,
+            self.p99,
+        );
+    }
+}
+
+/// The upper bound of the histogram bucket holding the 99th percentile of
+/// successful reconciles, from the Prometheus text (`<=0.05s`).
+fn reconcile_p99(text: &str) -> String {
+    let buckets: Vec<(String, f64)> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("crm_operator_reconcile_duration_seconds_bucket")
+                && l.contains("result=\"ok\"")
+        })
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?.to_owned();
+            let count = l.rsplit(' ').next()?.parse::<f64>().ok()?;
+            Some((le, count))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= 0.99 * total)
+        .map_or_else(|| "-".into(), |(le, _)| format!("<={le}s"))
+}
+
+/// Stores each tenant's desired children as the operator would have created them.
+fn fill_children(double: &ApiDouble, tenants: &[CrmTenant]) -> anyhow::Result<usize> {
+    let credentials = Credentials {
+        api_key: "k".repeat(32),
+        database_password: "p".repeat(32),
+    };
+    let mut children = 0;
+    for tenant in tenants {
+        let validated = validate::validate(tenant)
+            .with_context(|| format!("validate {}", tenant.name_any()))?;
+        for object in build::build(&validated, &credentials).objects() {
+            put_value(double, object)?;
+            children += 1;
+        }
+    }
+    Ok(children)
+}
+
+fn put_value(double: &ApiDouble, object: Value) -> anyhow::Result<()> {
+    fn put<K>(double: &ApiDouble, object: Value) -> anyhow::Result<()>
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        double.put_object(&serde_json::from_value::<K>(object)?)?;
+        Ok(())
+    }
+    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    match kind.as_str() {
+        "ServiceAccount" => put::<ServiceAccount>(double, object),
+        "Secret" => put::<Secret>(double, object),
+        "ConfigMap" => put::<ConfigMap>(double, object),
+        "PersistentVolumeClaim" => put::<PersistentVolumeClaim>(double, object),
+        "Service" => put::<Service>(double, object),
+        "StatefulSet" => put::<StatefulSet>(double, object),
+        "Deployment" => put::<Deployment>(double, object),
+        "HorizontalPodAutoscaler" => put::<HorizontalPodAutoscaler>(double, object),
+        "PodDisruptionBudget" => put::<PodDisruptionBudget>(double, object),
+        "NetworkPolicy" => put::<NetworkPolicy>(double, object),
+        other => bail!("no typed put for kind {other}"),
+    }
+}
