@@ -242,36 +242,31 @@ pub async fn run(
 
 /// Reports the caches filled once every watch has listed its objects.
 async fn mark_synced(tenants: Store<CrmTenant>, stores: Stores, metrics: Arc<Metrics>) {
-    use futures::FutureExt;
-    let Stores {
-        service_accounts,
-        secrets,
-        config_maps,
-        deployments,
-        services,
-        hpas,
-        pdbs,
-        network_policies,
-        statefulsets,
-        volumes,
-    } = stores;
-    let filled = futures::future::try_join_all([
-        tenants.wait_until_ready().boxed(),
-        service_accounts.wait_until_ready().boxed(),
-        secrets.wait_until_ready().boxed(),
-        config_maps.wait_until_ready().boxed(),
-        deployments.wait_until_ready().boxed(),
-        services.wait_until_ready().boxed(),
-        hpas.wait_until_ready().boxed(),
-        pdbs.wait_until_ready().boxed(),
-        network_policies.wait_until_ready().boxed(),
-        statefulsets.wait_until_ready().boxed(),
-        volumes.wait_until_ready().boxed(),
-    ])
-    .await;
-    if filled.is_ok() {
+    if tenants.wait_until_ready().await.is_ok() && stores.filled().await {
         tracing::info!("caches synced");
         metrics.set_synced(true);
+    }
+}
+
+impl Stores {
+    /// Waits until every child cache holds its first full listing; false if
+    /// a watch has ended. Immediate once filled.
+    pub async fn filled(&self) -> bool {
+        use futures::FutureExt;
+        futures::future::try_join_all([
+            self.service_accounts.wait_until_ready().boxed(),
+            self.secrets.wait_until_ready().boxed(),
+            self.config_maps.wait_until_ready().boxed(),
+            self.deployments.wait_until_ready().boxed(),
+            self.services.wait_until_ready().boxed(),
+            self.hpas.wait_until_ready().boxed(),
+            self.pdbs.wait_until_ready().boxed(),
+            self.network_policies.wait_until_ready().boxed(),
+            self.statefulsets.wait_until_ready().boxed(),
+            self.volumes.wait_until_ready().boxed(),
+        ])
+        .await
+        .is_ok()
     }
 }
 

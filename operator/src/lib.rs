@@ -93,6 +93,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Reading a credentials Secret the cache did not hold failed.
+    #[error("reading Secret {name}: {source}")]
+    ReadSecret {
+        /// The Secret.
+        name: String,
+        /// What the API said.
+        #[source]
+        source: kube::Error,
+    },
     /// The API server did not answer within the reconcile timeout.
     #[error("reconcile took longer than {0:?}; the API server did not answer in time")]
     Timeout(std::time::Duration),
@@ -115,7 +124,8 @@ impl Error {
             Error::Apply { source, .. }
             | Error::Prune { source, .. }
             | Error::PatchStatus { source, .. }
-            | Error::Finalizer { source, .. } => match source {
+            | Error::Finalizer { source, .. }
+            | Error::ReadSecret { source, .. } => match source {
                 kube::Error::Api(status) => matches!(status.code, 408 | 409 | 429 | 500..=599),
                 _ => true,
             },
@@ -131,6 +141,7 @@ impl Error {
             Error::PatchStatus { .. } => "StatusUpdateFailed",
             Error::GenerateCredentials(_) => "CredentialGenerationFailed",
             Error::Timeout(_) => "Timeout",
+            Error::ReadSecret { .. } => "ReadSecretFailed",
             Error::SharedServer { reason, .. } => reason,
             Error::SharedDatabase { source, .. } => source.kind.reason(),
             Error::Finalizer { .. } => "FinalizerUpdateFailed",

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
@@ -93,7 +93,7 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
     let mut database_rotated = false;
     let mut shared = None;
     if !paused {
-        let (api_key, password) = resolve_credentials(tenant, &validated, &context.stores.secrets)?;
+        let (api_key, password) = resolve_credentials(tenant, &validated, context).await?;
         let mut desired = build::build(&validated, &credentials::credentials(&api_key, &password));
         credentials::mark(&mut desired.api_secret, &api_key);
         if let Some(secret) = desired.database_secret.as_mut() {
@@ -171,28 +171,54 @@ fn paused(tenant: &CrmTenant) -> bool {
         == Some("paused")
 }
 
-fn resolve_credentials(
+async fn resolve_credentials(
     tenant: &CrmTenant,
     validated: &Tenant,
-    secrets: &Store<Secret>,
+    context: &Context,
 ) -> Result<(Resolved, Resolved)> {
-    let secret = |suffix: &str| {
-        secrets.get(
-            &ObjectRef::new(&format!("{}-{suffix}", validated.name)).within(&validated.namespace),
-        )
-    };
     let request = |key: &str| tenant.annotations().get(key).map(String::as_str);
+    let api_secret = existing_secret(context, validated, "api").await?;
     let api_key = credentials::resolve(
-        secret("api").as_deref(),
+        api_secret.as_ref(),
         credentials::API_KEY,
         request(annotation::ROTATE_API_KEY),
     )?;
+    // Only Managed and Shared keep a password; other modes never look one up.
+    let db_secret = match validated.database.mode {
+        DatabaseTarget::Managed { .. } | DatabaseTarget::Shared { .. } => {
+            existing_secret(context, validated, "db").await?
+        }
+        DatabaseTarget::Embedded | DatabaseTarget::External { .. } => None,
+    };
     let password = credentials::resolve(
-        secret("db").as_deref(),
+        db_secret.as_ref(),
         credentials::PASSWORD,
         request(annotation::ROTATE_DATABASE_CREDENTIALS),
     )?;
     Ok((api_key, password))
+}
+
+/// `<t>-<suffix>` from the cache or, when the cache has not seen it (yet), from
+/// the API server: credentials are generated only when the Secret really does
+/// not exist, never because a watch event is late. The read happens once per
+/// missing Secret, so only while a tenant is being created.
+async fn existing_secret(
+    context: &Context,
+    tenant: &Tenant,
+    suffix: &str,
+) -> Result<Option<Secret>> {
+    let name = format!("{}-{suffix}", tenant.name);
+    let cached = context
+        .stores
+        .secrets
+        .get(&ObjectRef::new(&name).within(&tenant.namespace));
+    if let Some(secret) = cached {
+        return Ok(Some(Secret::clone(&secret)));
+    }
+    let api: Api<Secret> = Api::namespaced(context.client.clone(), &tenant.namespace);
+    api.get_opt(&name)
+        .await
+        .map_err(|source| Error::ReadSecret { name, source })
 }
 
 /// What the caches say about the tenant's running objects.

@@ -43,7 +43,11 @@ impl Operator {
     }
 
     fn start_with(settings: Settings) -> Self {
-        let double = ApiDouble::new();
+        Self::start_on(ApiDouble::new(), settings)
+    }
+
+    /// A controller on an existing API server, as after an operator restart.
+    fn start_on(double: ApiDouble, settings: Settings) -> Self {
         let metrics = Arc::new(Metrics::new().expect("metrics"));
         let (stop, stopped) = oneshot::channel::<()>();
         let settings = Settings {
@@ -967,5 +971,60 @@ async fn deleting_a_tenant_leaves_what_its_deletion_policy_keeps() {
         operator.get::<Secret>(&retained, "-db").expect("db").data,
         password
     );
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_operator_keeps_every_credential_and_rewrites_nothing() {
+    let operator = Operator::start();
+    let tenants = ["growth-managed", "starter-embedded", "growth-external"].map(example);
+    for tenant in &tenants {
+        operator.ready(tenant).await;
+    }
+    let secrets = |op: &Operator| {
+        tenants
+            .iter()
+            .flat_map(|t| [op.get::<Secret>(t, "-api"), op.get::<Secret>(t, "-db")])
+            .flatten()
+            .map(|s| (s.name_any(), s.data))
+            .collect::<Vec<_>>()
+    };
+    let before = secrets(&operator);
+    assert_eq!(before.len(), 4, "three API keys and one Managed password");
+    let double = operator.double.clone();
+    operator.shutdown().await;
+
+    // A new controller starts with empty caches and reconciles every tenant.
+    double.clear_log();
+    let operator = Operator::start_on(double.clone(), Settings::default());
+    operator.reconciled(0, 3).await;
+    let writes: Vec<_> = double
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_write() && !r.is_event())
+        .collect();
+    assert!(writes.is_empty(), "writes after a restart: {writes:#?}");
+    assert!(secrets(&operator) == before, "credentials changed");
+    operator.shutdown().await;
+
+    // The Secret cache fills late (its first listings fail) while tenants
+    // are reconciled: credentials are read from the API server, never made
+    // anew because the cache has not seen them yet.
+    double.inject(Fault {
+        verb: Some("GET"),
+        path_contains: Some("/secrets?".into()),
+        response: FaultResponse::Status(500),
+        times: 2,
+    });
+    let operator = Operator::start_on(double.clone(), Settings::default());
+    operator.reconciled(0, 3).await;
+    // Compared without printing: the values are credentials.
+    assert!(secrets(&operator) == before, "credentials changed");
+    let reads = double
+        .request_log()
+        .iter()
+        .filter(|r| r.verb == "GET" && r.path.contains("/secrets/"))
+        .count();
+    assert!(reads >= 1, "a Secret missing from the cache is read once");
     operator.shutdown().await;
 }
