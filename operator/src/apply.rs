@@ -6,6 +6,8 @@
 //! watcher. The comparison is "every field we send has the value we send",
 //! so fields other controllers own (the HPA's replicas, defaults the API
 //! server filled in) never count as drift, while an edit to a field we own does.
+//! An apply the cache has not shown yet is skipped too, when the object
+//! desired is the one applied (see [`crate::ledger`]).
 
 use std::fmt::Debug;
 
@@ -22,6 +24,7 @@ use serde_json::Value;
 use crate::build::Desired;
 use crate::controller::Stores;
 use crate::labels::FIELD_MANAGER;
+use crate::ledger::Ledger;
 use crate::validate::Tenant;
 use crate::{Error, Result};
 
@@ -57,6 +60,7 @@ pub async fn apply_all(
     } = desired;
     let mut run = Run {
         client,
+        ledger: &stores.applied,
         tenant,
         report: Report::default(),
     };
@@ -107,6 +111,7 @@ pub async fn apply_all(
 
 struct Run<'a> {
     client: &'a Client,
+    ledger: &'a Ledger,
     tenant: &'a Tenant,
     report: Report,
 }
@@ -129,11 +134,12 @@ impl Run<'_> {
     async fn one<K: Child>(&mut self, store: &Store<K>, object: &K) -> Result<()> {
         let name = object.name_any();
         let live = store.get(&ObjectRef::new(&name).within(&self.tenant.namespace));
-        if live.is_some_and(|live| unchanged(object, &*live)) {
+        if live.is_some_and(|live| unchanged(object, &*live)) || self.ledger.pending(object) {
             return Ok(());
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.api::<K>()
+        let applied = self
+            .api::<K>()
             .patch(&name, &params, &Patch::Apply(object))
             .await
             .map_err(|source| Error::Apply {
@@ -141,6 +147,7 @@ impl Run<'_> {
                 name: name.clone(),
                 source,
             })?;
+        self.ledger.record(object, applied.resource_version());
         self.report
             .applied
             .push(format!("{}/{name}", <K as k8s_openapi::Resource>::KIND));
@@ -158,11 +165,13 @@ impl Run<'_> {
         if store
             .get(&ObjectRef::new(&name).within(&self.tenant.namespace))
             .is_some()
+            || self.ledger.pending(volume)
         {
             return Ok(());
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.api::<PersistentVolumeClaim>()
+        let applied = self
+            .api::<PersistentVolumeClaim>()
             .patch(&name, &params, &Patch::Apply(volume))
             .await
             .map_err(|source| Error::Apply {
@@ -170,6 +179,7 @@ impl Run<'_> {
                 name: name.clone(),
                 source,
             })?;
+        self.ledger.record(volume, applied.resource_version());
         self.report
             .applied
             .push(format!("PersistentVolumeClaim/{name}"));

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
@@ -26,8 +26,10 @@ use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watc
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::reconcile;
+use crate::synced::Synced;
 use crate::{Error, Result};
 use crm_crds::CrmTenant;
 
@@ -37,6 +39,8 @@ pub const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=crm-operator";
 pub const DEFAULT_SHARED_SERVERS_NAMESPACE: &str = "crm-system";
 /// Objects per page when watchers list.
 pub const PAGE_SIZE: u32 = 50;
+/// The watches: tenants and the ten child kinds.
+const WATCHES: usize = 11;
 
 /// Where and how the controller runs.
 #[derive(Clone, Debug)]
@@ -54,6 +58,8 @@ pub struct Settings {
     /// Longest one reconcile may take; a hung API call then counts as a
     /// transient failure and is retried, instead of blocking the tenant.
     pub reconcile_timeout: Duration,
+    /// Longest reconciles wait at start for every watch to list.
+    pub cache_sync_timeout: Duration,
     /// Namespace of the Secrets that register shared PostgreSQL servers: one
     /// per server, named after it, holding an admin URL under key `url`.
     pub shared_servers_namespace: String,
@@ -68,6 +74,7 @@ impl Default for Settings {
             reporter: crate::labels::FIELD_MANAGER.to_owned(),
             default_image: None,
             reconcile_timeout: Duration::from_secs(60),
+            cache_sync_timeout: Duration::from_secs(30),
             shared_servers_namespace: DEFAULT_SHARED_SERVERS_NAMESPACE.to_owned(),
         }
     }
@@ -96,6 +103,8 @@ pub struct Stores {
     pub statefulsets: Store<StatefulSet>,
     /// PersistentVolumeClaims, metadata only.
     pub volumes: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+    /// Writes of this process the caches have not shown yet.
+    pub applied: Ledger,
 }
 
 /// What every reconcile shares.
@@ -112,6 +121,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per tenant, for backoff.
     failures: Mutex<HashMap<ObjectRef<CrmTenant>, u32>>,
+    /// Whether every watch has listed.
+    synced: Synced,
+    /// Until when reconciles wait for that.
+    synced_deadline: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for Context {
@@ -123,6 +136,19 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
+    /// Waits until every watch has listed, or until
+    /// [`Settings::cache_sync_timeout`] after start. A restarted operator then sees the children that exist instead
+    /// of applying them all again, while a watch that cannot list (a missing
+    /// permission) holds nothing up for longer.
+    pub async fn caches_synced(&self) {
+        if tokio::time::timeout_at(self.synced_deadline, self.synced.wait())
+            .await
+            .is_err()
+        {
+            tracing::debug!("caches not synced in time; reconciling without them");
+        }
+    }
+
     /// Forgets the failures of a tenant that reconciled.
     pub fn succeeded(&self, tenant: &CrmTenant) {
         if let Ok(mut failures) = self.failures.lock() {
@@ -156,16 +182,25 @@ pub async fn run(
         tenants = tenants.labels(selector);
     }
     let ns = settings.namespace.as_deref();
-    let (service_accounts, sa_events) = cached::<ServiceAccount>(&client, ns, &children);
-    let (secrets, secret_events) = cached::<Secret>(&client, ns, &children);
-    let (config_maps, cm_events) = cached::<ConfigMap>(&client, ns, &children);
-    let (deployments, deploy_events) = cached::<Deployment>(&client, ns, &children);
-    let (services, svc_events) = cached::<Service>(&client, ns, &children);
-    let (hpas, hpa_events) = cached::<HorizontalPodAutoscaler>(&client, ns, &children);
-    let (pdbs, pdb_events) = cached::<PodDisruptionBudget>(&client, ns, &children);
-    let (network_policies, np_events) = cached::<NetworkPolicy>(&client, ns, &children);
-    let (statefulsets, sts_events) = cached::<StatefulSet>(&client, ns, &children);
-    let (volumes, volume_events) = cached_metadata::<PersistentVolumeClaim>(&client, ns, &children);
+    let applied = Ledger::new();
+    let synced = Synced::new(WATCHES);
+    let watch = Watch {
+        client: &client,
+        namespace: ns,
+        config: &children,
+        ledger: &applied,
+        synced: &synced,
+    };
+    let (service_accounts, sa_events) = watch.cached::<ServiceAccount>();
+    let (secrets, secret_events) = watch.cached::<Secret>();
+    let (config_maps, cm_events) = watch.cached::<ConfigMap>();
+    let (deployments, deploy_events) = watch.cached::<Deployment>();
+    let (services, svc_events) = watch.cached::<Service>();
+    let (hpas, hpa_events) = watch.cached::<HorizontalPodAutoscaler>();
+    let (pdbs, pdb_events) = watch.cached::<PodDisruptionBudget>();
+    let (network_policies, np_events) = watch.cached::<NetworkPolicy>();
+    let (statefulsets, sts_events) = watch.cached::<StatefulSet>();
+    let (volumes, volume_events) = watch.cached_metadata::<PersistentVolumeClaim>();
 
     let context = Arc::new(Context {
         recorder: Recorder::new(
@@ -186,9 +221,12 @@ pub async fn run(
             network_policies,
             statefulsets,
             volumes,
+            applied,
         },
         client: client.clone(),
         failures: Mutex::new(HashMap::new()),
+        synced: synced.clone(),
+        synced_deadline: tokio::time::Instant::now() + settings.cache_sync_timeout,
         settings: settings.clone(),
         metrics: metrics.clone(),
     });
@@ -198,14 +236,11 @@ pub async fn run(
     // Shared tenant's finalizer waits for its cleanup.
     let (tenant_cache, tenant_writer) = reflector::store();
     metrics.count_tenants(Some(tenant_cache.clone()));
-    let synced = tokio::spawn(mark_synced(
-        tenant_cache.clone(),
-        context.stores.clone(),
-        metrics.clone(),
-    ));
+    let marker = tokio::spawn(mark_synced(synced.clone(), metrics.clone()));
     let tenant_events = watcher(api::<CrmTenant>(&client, ns), tenants)
         .default_backoff()
         .reflect(tenant_writer)
+        .inspect_ok(move |event| synced.observe("CrmTenant", event))
         .applied_objects()
         .predicate_filter(
             predicates::generation
@@ -235,39 +270,16 @@ pub async fn run(
             }
         })
         .await;
-    synced.abort();
+    marker.abort();
     metrics.set_synced(false);
     metrics.count_tenants(None);
 }
 
-/// Reports the caches filled once every watch has listed its objects.
-async fn mark_synced(tenants: Store<CrmTenant>, stores: Stores, metrics: Arc<Metrics>) {
-    if tenants.wait_until_ready().await.is_ok() && stores.filled().await {
-        tracing::info!("caches synced");
-        metrics.set_synced(true);
-    }
-}
-
-impl Stores {
-    /// Waits until every child cache holds its first full listing; false if
-    /// a watch has ended. Immediate once filled.
-    pub async fn filled(&self) -> bool {
-        use futures::FutureExt;
-        futures::future::try_join_all([
-            self.service_accounts.wait_until_ready().boxed(),
-            self.secrets.wait_until_ready().boxed(),
-            self.config_maps.wait_until_ready().boxed(),
-            self.deployments.wait_until_ready().boxed(),
-            self.services.wait_until_ready().boxed(),
-            self.hpas.wait_until_ready().boxed(),
-            self.pdbs.wait_until_ready().boxed(),
-            self.network_policies.wait_until_ready().boxed(),
-            self.statefulsets.wait_until_ready().boxed(),
-            self.volumes.wait_until_ready().boxed(),
-        ])
-        .await
-        .is_ok()
-    }
+/// Reports the caches synced once every watch has listed its objects.
+async fn mark_synced(synced: Synced, metrics: Arc<Metrics>) {
+    synced.wait().await;
+    tracing::info!("caches synced");
+    metrics.set_synced(true);
 }
 
 /// Changes once, when the tenant's deletion is requested.
@@ -287,51 +299,65 @@ where
 
 type Events<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
 
-/// A full-object cache of one child kind, and the stream that fills it.
-fn cached<K>(
-    client: &Client,
-    namespace: Option<&str>,
-    config: &watcher::Config,
-) -> (Store<K>, Events<K>)
-where
-    K: crate::apply::Child + Resource<DynamicType = ()>,
-{
-    let (reader, writer) = reflector::store();
-    let events = watcher(api::<K>(client, namespace), config.clone())
-        .default_backoff()
-        .modify(|object: &mut K| object.managed_fields_mut().clear())
-        .reflect(writer)
-        .touched_objects()
-        .boxed();
-    (reader, events)
+/// Where and how the child watches list and watch, and who reads their events
+/// besides the caches.
+struct Watch<'a> {
+    client: &'a Client,
+    namespace: Option<&'a str>,
+    config: &'a watcher::Config,
+    ledger: &'a Ledger,
+    synced: &'a Synced,
 }
 
-/// A metadata-only cache of one child kind, and the stream that fills it.
-fn cached_metadata<K>(
-    client: &Client,
-    namespace: Option<&str>,
-    config: &watcher::Config,
-) -> (Store<PartialObjectMeta<K>>, Events<PartialObjectMeta<K>>)
-where
-    K: crate::apply::Child + Resource<DynamicType = ()>,
-    PartialObjectMeta<K>: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + DeserializeOwned
-        + Clone
-        + std::fmt::Debug
-        + Send
-        + Sync,
-{
-    let (reader, writer) = reflector::store();
-    let events = watcher(
-        api::<PartialObjectMeta<K>>(client, namespace),
-        config.clone(),
-    )
-    .default_backoff()
-    .modify(|object: &mut PartialObjectMeta<K>| object.managed_fields_mut().clear())
-    .reflect(writer)
-    .touched_objects()
-    .boxed();
-    (reader, events)
+impl Watch<'_> {
+    /// A full-object cache of one child kind, and the stream that fills it.
+    fn cached<K>(&self) -> (Store<K>, Events<K>)
+    where
+        K: crate::apply::Child,
+    {
+        let (reader, writer) = reflector::store();
+        let (ledger, synced) = (self.ledger.clone(), self.synced.clone());
+        let events = watcher(api::<K>(self.client, self.namespace), self.config.clone())
+            .default_backoff()
+            .modify(|object: &mut K| object.managed_fields_mut().clear())
+            .reflect(writer)
+            .inspect_ok(move |event| {
+                ledger.observe(event);
+                synced.observe(<K as k8s_openapi::Resource>::KIND, event);
+            })
+            .touched_objects()
+            .boxed();
+        (reader, events)
+    }
+
+    /// A metadata-only cache of one child kind, and the stream that fills it.
+    fn cached_metadata<K>(&self) -> (Store<PartialObjectMeta<K>>, Events<PartialObjectMeta<K>>)
+    where
+        K: crate::apply::Child,
+        PartialObjectMeta<K>: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug
+            + Send
+            + Sync,
+    {
+        let (reader, writer) = reflector::store();
+        let (ledger, synced) = (self.ledger.clone(), self.synced.clone());
+        let events = watcher(
+            api::<PartialObjectMeta<K>>(self.client, self.namespace),
+            self.config.clone(),
+        )
+        .default_backoff()
+        .modify(|object: &mut PartialObjectMeta<K>| object.managed_fields_mut().clear())
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            ledger.observe(event);
+            synced.observe(<K as k8s_openapi::Resource>::KIND, event);
+        })
+        .touched_objects()
+        .boxed();
+        (reader, events)
+    }
 }
 
 /// Permanent errors wait for a spec change (or a slow resync); transient ones

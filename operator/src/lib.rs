@@ -17,12 +17,14 @@ pub mod controller;
 pub mod database;
 pub mod labels;
 pub mod leader;
+pub mod ledger;
 pub mod metrics;
 pub mod model;
 pub mod rbac;
 pub mod reconcile;
 pub mod server;
 pub mod status;
+pub mod synced;
 pub mod validate;
 
 /// Why a reconcile failed. Each variant names the action that failed.

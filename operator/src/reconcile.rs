@@ -51,6 +51,7 @@ fn trace_id() -> String {
 }
 
 async fn reconcile_traced(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Result<Action> {
+    context.caches_synced().await;
     let started = Instant::now();
     let limit = context.settings.reconcile_timeout;
     let result = tokio::time::timeout(limit, reconcile_tenant(&tenant, &context))

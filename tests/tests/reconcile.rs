@@ -5,7 +5,7 @@
 //! Kubernetes would (apply a tenant, delete or edit a child, report replicas
 //! ready, fail requests) and waits for the operator to converge.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -384,6 +384,54 @@ async fn every_database_mode_gets_all_its_children_and_becomes_ready() {
         operator
             .get::<HorizontalPodAutoscaler>(&embedded, "")
             .is_none()
+    );
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_new_tenants_get_each_child_written_once() {
+    // Every child created wakes its tenant again before the caches have
+    // seen the rest: those reconciles must not apply the others again.
+    let operator = Operator::start();
+    let tenants: Vec<CrmTenant> = (0..24)
+        .map(|i| {
+            let mut tenant = example(if i % 2 == 0 {
+                "growth-managed"
+            } else {
+                "starter-embedded"
+            });
+            tenant.metadata.name = Some(format!("burst-{i:02}"));
+            tenant
+        })
+        .collect();
+    for tenant in &tenants {
+        operator.create(tenant).await;
+    }
+    for tenant in &tenants {
+        operator.phase(tenant, Phase::Provisioning).await;
+    }
+    let mut writes: BTreeMap<String, usize> = BTreeMap::new();
+    for request in operator.double.request_log() {
+        if request.verb == "PATCH" && !request.is_event() && !request.path.contains("/status") {
+            let path = request
+                .path
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            *writes.entry(path).or_default() += 1;
+        }
+    }
+    let children: usize = tenants.iter().map(|t| desired(t).len()).sum();
+    let repeated: Vec<_> = writes.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "children applied more than once: {repeated:#?}"
+    );
+    assert_eq!(writes.len(), children, "every desired child applied");
+    assert!(
+        operator.metrics.reconciles(Outcome::Ok) > tenants.len() as u64,
+        "children's creation woke their tenants again"
     );
     operator.shutdown().await;
 }
@@ -1007,16 +1055,42 @@ async fn a_restarted_operator_keeps_every_credential_and_rewrites_nothing() {
     assert!(secrets(&operator) == before, "credentials changed");
     operator.shutdown().await;
 
-    // The Secret cache fills late (its first listings fail) while tenants
-    // are reconciled: credentials are read from the API server, never made
-    // anew because the cache has not seen them yet.
-    double.inject(Fault {
+    // The Secret cache fills late (its first listings fail): reconciles
+    // wait for it, so the restart neither reads Secrets one by one nor
+    // writes anything.
+    let secret_list_fails_twice = || Fault {
         verb: Some("GET"),
         path_contains: Some("/secrets?".into()),
         response: FaultResponse::Status(500),
         times: 2,
-    });
+    };
+    double.clear_log();
+    double.inject(secret_list_fails_twice());
     let operator = Operator::start_on(double.clone(), Settings::default());
+    operator.reconciled(0, 3).await;
+    let log = double.request_log();
+    let writes: Vec<_> = log
+        .iter()
+        .filter(|r| r.is_write() && !r.is_event())
+        .collect();
+    assert!(writes.is_empty(), "writes after a late cache: {writes:#?}");
+    assert!(
+        !log.iter()
+            .any(|r| r.verb == "GET" && r.path.contains("/secrets/")),
+        "reconciles went ahead of the Secret cache"
+    );
+    operator.shutdown().await;
+
+    // The same while tenants are reconciled before the cache fills, since reconciles here do not wait for the caches:
+    // credentials are read from the API server, never made anew because the
+    // cache has not seen them yet.
+    double.clear_log();
+    double.inject(secret_list_fails_twice());
+    let impatient = Settings {
+        cache_sync_timeout: Duration::ZERO,
+        ..Settings::default()
+    };
+    let operator = Operator::start_on(double.clone(), impatient);
     operator.reconciled(0, 3).await;
     // Compared without printing: the values are credentials.
     assert!(secrets(&operator) == before, "credentials changed");

@@ -82,6 +82,11 @@ fn tenants(n: usize) -> anyhow::Result<Vec<CrmTenant>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Logs of the operator under test, on standard error, when RUST_LOG asks.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let tenants = tenants(args.tenants)?;
     if let Some(path) = &args.write_manifests {
         let docs: Vec<String> = tenants
@@ -335,6 +340,8 @@ struct Pass {
     reconciles: u64,
     errors: u64,
     p99: String,
+    /// Writes by verb and resource (`PATCH deployments`), Events excluded.
+    by_resource: BTreeMap<String, usize>,
 }
 
 impl Pass {
@@ -348,6 +355,7 @@ impl Pass {
             reconciles: metrics.reconciles(Outcome::Ok),
             errors: metrics.reconciles(Outcome::Error),
             p99: reconcile_p99(&metrics.encode()),
+            by_resource: writes_by_resource(&log),
         }
     }
 
@@ -367,7 +375,37 @@ impl Pass {
             self.errors,
             self.p99,
         );
+        let by: Vec<String> = self
+            .by_resource
+            .iter()
+            .map(|(what, n)| format!("{}={:.2}", what.replace(' ', ":"), per(*n)))
+            .collect();
+        println!("{name}-writes-per-tenant {}", by.join(" "));
     }
+}
+
+/// Counts writes by verb and resource plural, read from the request path
+/// (`/apis/apps/v1/namespaces/ns/deployments/name/status` → `PATCH deployments/status`).
+fn writes_by_resource(log: &[crm_tests::Request]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for request in log.iter().filter(|r| r.is_write() && !r.is_event()) {
+        let path = request.path.split('?').next().unwrap_or_default();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let resource = match segments.iter().position(|s| *s == "namespaces") {
+            Some(i) if segments.len() > i + 2 => {
+                let mut what = segments[i + 2].to_owned();
+                if segments.len() > i + 4 {
+                    what = format!("{what}/{}", segments[i + 4]);
+                }
+                what
+            }
+            _ => segments.last().copied().unwrap_or_default().to_owned(),
+        };
+        *counts
+            .entry(format!("{} {resource}", request.verb))
+            .or_insert(0) += 1;
+    }
+    counts
 }
 
 /// The upper bound of the histogram bucket holding the 99th percentile of

@@ -63,6 +63,11 @@ pub struct RunArgs {
     /// with backoff (a hung API call counts as a transient failure).
     #[arg(long, env = "CRM_OPERATOR_RECONCILE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub reconcile_timeout_secs: u64,
+    /// Seconds reconciles wait at start for every watch to list what exists,
+    /// so that a restart re-applies nothing; past that they go on with
+    /// whatever the caches hold (a watch may lack a permission).
+    #[arg(long, env = "CRM_OPERATOR_CACHE_SYNC_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub cache_sync_timeout_secs: u64,
     /// Namespace of the Secrets registering shared PostgreSQL servers: a
     /// tenant's `spec.database.shared.server` names a Secret here whose key
     /// `url` holds an admin connection URL of that server.
@@ -114,6 +119,7 @@ impl RunArgs {
             concurrency: self.concurrency,
             default_image: self.server_image.clone(),
             reconcile_timeout: std::time::Duration::from_secs(self.reconcile_timeout_secs),
+            cache_sync_timeout: std::time::Duration::from_secs(self.cache_sync_timeout_secs),
             shared_servers_namespace: self.shared_servers_namespace.clone(),
             ..crate::controller::Settings::default()
         }
