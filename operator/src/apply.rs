@@ -25,6 +25,7 @@ use crate::build::Desired;
 use crate::controller::Stores;
 use crate::labels::FIELD_MANAGER;
 use crate::ledger::Ledger;
+use crate::owned::Owned;
 use crate::validate::Tenant;
 use crate::{Error, Result};
 
@@ -61,6 +62,7 @@ pub async fn apply_all(
     let mut run = Run {
         client,
         ledger: &stores.applied,
+        owned: &stores.owned,
         tenant,
         report: Report::default(),
     };
@@ -112,6 +114,7 @@ pub async fn apply_all(
 struct Run<'a> {
     client: &'a Client,
     ledger: &'a Ledger,
+    owned: &'a Owned,
     tenant: &'a Tenant,
     report: Report,
 }
@@ -187,7 +190,7 @@ impl Run<'_> {
     }
 
     async fn prune<K: Child>(&mut self, store: &Store<K>, keep: &[&str]) -> Result<()> {
-        for name in orphans(store, self.tenant, keep) {
+        for name in orphans(store, self.owned, self.tenant, keep) {
             self.delete::<K>(&name).await?;
         }
         Ok(())
@@ -198,7 +201,7 @@ impl Run<'_> {
         store: &Store<PartialObjectMeta<PersistentVolumeClaim>>,
         keep: &[&str],
     ) -> Result<()> {
-        for name in orphans(store, self.tenant, keep) {
+        for name in orphans(store, self.owned, self.tenant, keep) {
             self.delete::<PersistentVolumeClaim>(&name).await?;
         }
         Ok(())
@@ -260,21 +263,24 @@ impl<K> Child for K where
 
 /// Names of the tenant's children in `store` that are not in `keep`: owned by
 /// this very tenant (its UID), so a namesake from elsewhere is never touched.
-fn orphans<K>(store: &Store<K>, tenant: &Tenant, keep: &[&str]) -> Vec<String>
+/// Candidates come from the owner index and are confirmed in the cache.
+fn orphans<K>(store: &Store<K>, owned: &Owned, tenant: &Tenant, keep: &[&str]) -> Vec<String>
 where
     K: Resource<DynamicType = ()> + Clone,
 {
-    store
-        .state()
-        .iter()
-        .filter(|o| o.namespace().as_deref() == Some(tenant.namespace.as_str()))
-        .filter(|o| {
-            o.owner_references()
-                .iter()
-                .any(|r| r.uid == tenant.owner.uid)
+    owned
+        .names::<K>(&tenant.owner.uid, &tenant.namespace)
+        .into_iter()
+        .filter(|name| !keep.contains(&name.as_str()))
+        .filter(|name| {
+            store
+                .get(&ObjectRef::new(name).within(&tenant.namespace))
+                .is_some_and(|o| {
+                    o.owner_references()
+                        .iter()
+                        .any(|r| r.uid == tenant.owner.uid)
+                })
         })
-        .map(|o| o.name_any())
-        .filter(|n| !keep.contains(&n.as_str()))
         .collect()
 }
 

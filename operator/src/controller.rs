@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::owned::Owned;
 use crate::reconcile;
 use crate::synced::Synced;
 use crate::{Error, Result};
@@ -105,6 +106,8 @@ pub struct Stores {
     pub volumes: Store<PartialObjectMeta<PersistentVolumeClaim>>,
     /// Writes of this process the caches have not shown yet.
     pub applied: Ledger,
+    /// The children each tenant owns, from the same watches.
+    pub owned: Owned,
 }
 
 /// What every reconcile shares.
@@ -183,12 +186,14 @@ pub async fn run(
     }
     let ns = settings.namespace.as_deref();
     let applied = Ledger::new();
+    let owned = Owned::new();
     let synced = Synced::new(WATCHES);
     let watch = Watch {
         client: &client,
         namespace: ns,
         config: &children,
         ledger: &applied,
+        owned: &owned,
         synced: &synced,
     };
     let (service_accounts, sa_events) = watch.cached::<ServiceAccount>();
@@ -222,6 +227,7 @@ pub async fn run(
             statefulsets,
             volumes,
             applied,
+            owned,
         },
         client: client.clone(),
         failures: Mutex::new(HashMap::new()),
@@ -306,6 +312,7 @@ struct Watch<'a> {
     namespace: Option<&'a str>,
     config: &'a watcher::Config,
     ledger: &'a Ledger,
+    owned: &'a Owned,
     synced: &'a Synced,
 }
 
@@ -316,13 +323,15 @@ impl Watch<'_> {
         K: crate::apply::Child,
     {
         let (reader, writer) = reflector::store();
-        let (ledger, synced) = (self.ledger.clone(), self.synced.clone());
+        let (ledger, owned, synced) =
+            (self.ledger.clone(), self.owned.clone(), self.synced.clone());
         let events = watcher(api::<K>(self.client, self.namespace), self.config.clone())
             .default_backoff()
             .modify(|object: &mut K| object.managed_fields_mut().clear())
             .reflect(writer)
             .inspect_ok(move |event| {
                 ledger.observe(event);
+                owned.observe(event);
                 synced.observe(<K as k8s_openapi::Resource>::KIND, event);
             })
             .touched_objects()
@@ -342,7 +351,8 @@ impl Watch<'_> {
             + Sync,
     {
         let (reader, writer) = reflector::store();
-        let (ledger, synced) = (self.ledger.clone(), self.synced.clone());
+        let (ledger, owned, synced) =
+            (self.ledger.clone(), self.owned.clone(), self.synced.clone());
         let events = watcher(
             api::<PartialObjectMeta<K>>(self.client, self.namespace),
             self.config.clone(),
@@ -352,6 +362,7 @@ impl Watch<'_> {
         .reflect(writer)
         .inspect_ok(move |event| {
             ledger.observe(event);
+            owned.observe(event);
             synced.observe(<K as k8s_openapi::Resource>::KIND, event);
         })
         .touched_objects()

@@ -20,6 +20,7 @@ pub mod leader;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
+pub mod owned;
 pub mod rbac;
 pub mod reconcile;
 pub mod server;
