@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod mix;
+pub mod operator;
 pub mod proc;
 
 use hdrhistogram::Histogram;

@@ -55,7 +55,16 @@ pub fn tree_cpu_ticks(pid: u32) -> Option<u64> {
 
 /// A `Vm*:` line of /proc/self/status in KiB (`VmHWM`, `VmRSS`).
 pub fn self_status_kib(field: &str) -> Option<u64> {
-    let text = fs::read_to_string("/proc/self/status").ok()?;
+    status_kib("self", field)
+}
+
+/// A `Vm*:` line of another process's /proc/<pid>/status in KiB.
+pub fn pid_status_kib(pid: u32, field: &str) -> Option<u64> {
+    status_kib(&pid.to_string(), field)
+}
+
+fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
         .split_whitespace()

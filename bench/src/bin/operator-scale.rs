@@ -10,16 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use crm_bench::operator::{Operator, counter, serve_double};
 use crm_bench::proc::self_status_kib;
 use crm_crds::{CrmTenant, Phase};
 use crm_operator::build::{self, Credentials};
-use crm_operator::controller::{self, Settings};
-use crm_operator::metrics::{Metrics, Outcome};
+use crm_operator::controller::Settings;
 use crm_operator::validate;
 use crm_tests::ApiDouble;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -31,8 +30,6 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 const MANAGED: &str = include_str!("../../../examples/growth-managed.yaml");
@@ -60,6 +57,10 @@ struct Args {
     /// Write the tenants as one multi-document YAML file (for `crm-operator plan`) and exit.
     #[arg(long)]
     write_manifests: Option<PathBuf>,
+    /// Run this `crm-operator` binary as a process of its own, against the
+    /// double served over HTTP on loopback, and report its own peak RSS.
+    #[arg(long)]
+    operator_binary: Option<PathBuf>,
 }
 
 fn tenants(n: usize) -> anyhow::Result<Vec<CrmTenant>> {
@@ -120,8 +121,22 @@ async fn main() -> anyhow::Result<()> {
     };
     let timeout = Duration::from_secs(args.timeout);
 
+    let served = match &args.operator_binary {
+        Some(binary) => {
+            let (addr, task) = serve_double(&double).await?;
+            let dir = std::env::temp_dir().join(format!("operator-scale-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            Some((binary.clone(), addr, dir, task))
+        }
+        None => None,
+    };
+    let start_operator = async |settings: &Settings| match &served {
+        Some((binary, addr, dir, _)) => Operator::process(binary, *addr, dir, settings).await,
+        None => Operator::in_process(&double, settings.clone()),
+    };
+
     // First pass: every tenant new.
-    let op = Running::start(&double, settings.clone())?;
+    let op = start_operator(&settings).await?;
     let start = Instant::now();
     let converging = async {
         wait_all(&double, &tenants, start + timeout, |_| true).await?;
@@ -133,19 +148,14 @@ async fn main() -> anyhow::Result<()> {
     };
     if let Err(error) = converging.await {
         // Still print what the pass got to, and the memory so far.
-        let partial = Pass::of(
-            &double,
-            &op.metrics,
-            tenants.len(),
-            start.elapsed().as_secs_f64(),
-        );
+        let partial = Pass::of(&double, &op, start.elapsed().as_secs_f64()).await;
         partial.print("first-pass-unfinished", tenants.len(), args.concurrency);
         print_memory(tenants.len(), rss_start, rss_loaded);
         return Err(error);
     }
     let converged = start.elapsed().as_secs_f64();
     quiet(&double, start + timeout).await;
-    let first = Pass::of(&double, &op.metrics, tenants.len(), converged);
+    let first = Pass::of(&double, &op, converged).await;
     eprintln!(
         "first pass quiet after {:.1}s",
         start.elapsed().as_secs_f64()
@@ -161,10 +171,10 @@ async fn main() -> anyhow::Result<()> {
     // unchanged tenant once.
     double.clear_log();
     let secrets_before = secret_data(&double);
-    let op = Running::start(&double, settings)?;
+    let op = start_operator(&settings).await?;
     let start = Instant::now();
     let n = tenants.len() as u64;
-    while op.metrics.reconciles(Outcome::Ok) + op.metrics.reconciles(Outcome::Error) < n {
+    while op.reconciles().await < n {
         if Instant::now() > start + timeout {
             bail!("resync did not reconcile every tenant in {timeout:?}");
         }
@@ -172,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let resynced = start.elapsed().as_secs_f64();
     quiet(&double, start + timeout).await;
-    let resync = Pass::of(&double, &op.metrics, tenants.len(), resynced);
+    let resync = Pass::of(&double, &op, resynced).await;
     let secrets_after = secret_data(&double);
     let changed = secrets_after
         .iter()
@@ -193,6 +203,10 @@ async fn main() -> anyhow::Result<()> {
         stopping.elapsed().as_secs_f64()
     );
 
+    if let Some((.., dir, server)) = served {
+        server.abort();
+        let _ = std::fs::remove_dir_all(dir);
+    }
     first.print("first-pass", tenants.len(), args.concurrency);
     resync.print("resync", tenants.len(), args.concurrency);
     println!(
@@ -214,41 +228,6 @@ fn print_memory(tenants: usize, rss_start: Option<u64>, rss_loaded: Option<u64>)
 
 fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(|| "-".into(), |k| format!("{:.1}", k as f64 / 1024.0))
-}
-
-/// The controller running in a task of this process.
-struct Running {
-    metrics: Arc<Metrics>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    fn start(double: &ApiDouble, settings: Settings) -> anyhow::Result<Self> {
-        let metrics = Arc::new(Metrics::new()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(controller::run(
-            double.client(),
-            settings,
-            metrics.clone(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Ok(Self {
-            metrics,
-            stop,
-            task,
-        })
-    }
-
-    async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(60), self.task)
-            .await
-            .context("controller did not stop")?
-            .context("controller task panicked")
-    }
 }
 
 /// Waits until every tenant's status describes its current generation with
@@ -340,21 +319,29 @@ struct Pass {
     reconciles: u64,
     errors: u64,
     p99: String,
+    /// The operator process's peak RSS in KiB, when it runs as its own process.
+    operator_hwm_kib: Option<u64>,
     /// Writes by verb and resource (`PATCH deployments`), Events excluded.
     by_resource: BTreeMap<String, usize>,
 }
 
 impl Pass {
-    fn of(double: &ApiDouble, metrics: &Metrics, _tenants: usize, seconds: f64) -> Self {
+    async fn of(double: &ApiDouble, operator: &Operator, seconds: f64) -> Self {
         let log = double.request_log();
+        let text = operator.metrics_text().await.unwrap_or_default();
+        let reconciles = |result: &str| {
+            let line = format!("crm_operator_reconciles_total{{result=\"{result}\"}}");
+            counter(&text, &line)
+        };
         Self {
             seconds,
             requests: log.len(),
             writes: double.count_writes_excluding_events(),
             events: log.iter().filter(|r| r.is_event() && r.is_write()).count(),
-            reconciles: metrics.reconciles(Outcome::Ok),
-            errors: metrics.reconciles(Outcome::Error),
-            p99: reconcile_p99(&metrics.encode()),
+            reconciles: reconciles("ok"),
+            errors: reconciles("error"),
+            p99: reconcile_p99(&text),
+            operator_hwm_kib: operator.peak_rss_kib(),
             by_resource: writes_by_resource(&log),
         }
     }
@@ -375,6 +362,12 @@ impl Pass {
             self.errors,
             self.p99,
         );
+        if let Some(kib) = self.operator_hwm_kib {
+            println!(
+                "{name}-operator-process vm_hwm_mib={:.1}",
+                kib as f64 / 1024.0
+            );
+        }
         let by: Vec<String> = self
             .by_resource
             .iter()

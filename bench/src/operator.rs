@@ -1,0 +1,260 @@
+//! The operator under measurement: the controller in a task of this process,
+//! or `crm-operator run` as a process of its own talking HTTP to the API
+//! double served on loopback, so that its memory is measured alone.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use crm_operator::controller::{self, Settings};
+use crm_operator::metrics::Metrics;
+use crm_tests::ApiDouble;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::Service;
+
+use crate::proc::pid_status_kib;
+
+/// A running operator.
+#[allow(missing_debug_implementations)] // the HTTP client and task handles are opaque
+pub enum Operator {
+    /// `crm_operator::controller::run` in a task of this process.
+    InProcess {
+        /// Its metrics registry.
+        metrics: Arc<Metrics>,
+        /// Stops it.
+        stop: oneshot::Sender<()>,
+        /// The task.
+        task: JoinHandle<()>,
+    },
+    /// `crm-operator run` as a child process.
+    Process(Box<External>),
+}
+
+/// `crm-operator run` as a child process.
+#[allow(missing_debug_implementations)] // the HTTP client is opaque
+pub struct External {
+    /// The process.
+    child: Child,
+    /// Where it serves `/metrics`.
+    metrics_addr: SocketAddr,
+    /// Scrapes it.
+    http: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl Operator {
+    /// The controller in a task of this process, on the double's client.
+    pub fn in_process(double: &ApiDouble, settings: Settings) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(
+            double.client(),
+            settings,
+            metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self::InProcess {
+            metrics,
+            stop,
+            task,
+        })
+    }
+
+    /// `binary run` against the double at `api`, configured through a
+    /// kubeconfig written into `dir`.
+    pub async fn process(
+        binary: &Path,
+        api: SocketAddr,
+        dir: &Path,
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
+        let kubeconfig = write_kubeconfig(dir, api)?;
+        let metrics_addr = free_loopback_port().await?;
+        let mut command = Command::new(binary);
+        command
+            .arg("run")
+            .arg("--metrics-addr")
+            .arg(metrics_addr.to_string())
+            .arg("--concurrency")
+            .arg(settings.concurrency.to_string())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(image) = &settings.default_image {
+            command.arg("--server-image").arg(image);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        let operator = Self::Process(Box::new(External {
+            child,
+            metrics_addr,
+            http,
+        }));
+        // Serving /metrics means it has started.
+        for _ in 0..200 {
+            if operator.metrics_text().await.is_ok() {
+                return Ok(operator);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("{} did not serve /metrics within 10 s", binary.display())
+    }
+
+    /// Its metrics in the Prometheus text format.
+    pub async fn metrics_text(&self) -> anyhow::Result<String> {
+        match self {
+            Self::InProcess { metrics, .. } => Ok(metrics.encode()),
+            Self::Process(external) => {
+                let External {
+                    metrics_addr, http, ..
+                } = external.as_ref();
+                let uri: hyper::Uri = format!("http://{metrics_addr}/metrics").parse()?;
+                let response = http.get(uri).await?;
+                let body = response.into_body().collect().await?.to_bytes();
+                Ok(String::from_utf8_lossy(&body).into_owned())
+            }
+        }
+    }
+
+    /// Reconciles finished, successful or not.
+    pub async fn reconciles(&self) -> u64 {
+        self.metrics_text()
+            .await
+            .map_or(0, |text| counter(&text, "crm_operator_reconciles_total"))
+    }
+
+    /// The child process's peak resident memory so far, in KiB; `None` in process.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        match self {
+            Self::InProcess { .. } => None,
+            Self::Process(external) => pid_status_kib(external.child.id()?, "VmHWM"),
+        }
+    }
+
+    /// Stops it the way Kubernetes stops a pod, and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Self::InProcess { stop, task, .. } => {
+                let _ = stop.send(());
+                tokio::time::timeout(Duration::from_secs(60), task)
+                    .await
+                    .context("controller did not stop")?
+                    .context("controller task panicked")
+            }
+            Self::Process(external) => {
+                let mut child = external.child;
+                if let Some(pid) = child.id() {
+                    // SIGTERM, as the kubelet sends.
+                    let _ = std::process::Command::new("kill")
+                        .arg(pid.to_string())
+                        .status();
+                }
+                let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+                    .await
+                    .context("crm-operator did not stop on SIGTERM")??;
+                if !status.success() {
+                    bail!("crm-operator exited with {status}");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The sum of every sample of counter `name` in a Prometheus text.
+pub fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Serves the double over HTTP/1 on a loopback port, as an API server would.
+pub async fn serve_double(double: &ApiDouble) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let double = double.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let double = double.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let mut double = double.clone();
+                    async move {
+                        let request = into_kube_request(request).await?;
+                        let Ok(response) = double.call(request).await;
+                        anyhow::Ok(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
+/// A request as the double takes it: its body read whole (API requests are
+/// small; only responses stream).
+async fn into_kube_request(
+    request: hyper::Request<Incoming>,
+) -> anyhow::Result<http::Request<kube::client::Body>> {
+    let (parts, body) = request.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    Ok(http::Request::from_parts(
+        parts,
+        kube::client::Body::from(bytes),
+    ))
+}
+
+fn write_kubeconfig(dir: &Path, api: SocketAddr) -> anyhow::Result<PathBuf> {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\n\
+         clusters:\n- name: double\n  cluster:\n    server: http://{api}\n\
+         users:\n- name: bench\n  user: {{}}\n\
+         contexts:\n- name: double\n  context:\n    cluster: double\n    user: bench\n    namespace: default\n\
+         current-context: double\n"
+    );
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+async fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    Ok(listener.local_addr()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counter;
+
+    #[test]
+    fn counters_sum_their_labelled_samples() {
+        let text = "# HELP x\ncrm_operator_reconciles_total{result=\"ok\"} 7\n\
+                    crm_operator_reconciles_total{result=\"error\"} 2\n\
+                    crm_operator_reconciles_total_other 5\n";
+        assert_eq!(counter(text, "crm_operator_reconciles_total"), 9);
+    }
+}
