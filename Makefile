@@ -30,4 +30,4 @@ install: ## install the operator on the current kubectl context (config/)
 bench: ## release benchmarks of bench/README.md (calibration, ceilings, operator at scale)
 	cargo build --release --locked -p crm-server -p crm-operator -p crm-bench
 	scripts/with-postgres bench/calibrate
-	target/release/operator-scale --tenants 1000
+	target/release/operator-scale --tenants 1000 --operator-binary target/release/crm-operator
