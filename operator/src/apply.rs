@@ -36,6 +36,9 @@ pub struct Report {
     pub applied: Vec<String>,
     /// Objects deleted, as `Kind/name`.
     pub pruned: Vec<String>,
+    /// Whether an apply was skipped because the caches have not shown an
+    /// earlier one yet: the tenant should be looked at again once they have.
+    pub awaited: bool,
 }
 
 /// Applies every desired object and prunes what is no longer desired.
@@ -137,7 +140,11 @@ impl Run<'_> {
     async fn one<K: Child>(&mut self, store: &Store<K>, object: &K) -> Result<()> {
         let name = object.name_any();
         let live = store.get(&ObjectRef::new(&name).within(&self.tenant.namespace));
-        if live.is_some_and(|live| unchanged(object, &*live)) || self.ledger.pending(object) {
+        if live.is_some_and(|live| unchanged(object, &*live)) {
+            return Ok(());
+        }
+        if self.ledger.pending(object) {
+            self.report.awaited = true;
             return Ok(());
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -150,7 +157,10 @@ impl Run<'_> {
                 name: name.clone(),
                 source,
             })?;
-        self.ledger.record(object, applied.resource_version());
+        let at = ObjectRef::new(&name).within(&self.tenant.namespace);
+        self.ledger.record(object, applied.resource_version(), || {
+            store.get(&at)?.resource_version()
+        });
         self.report
             .applied
             .push(format!("{}/{name}", <K as k8s_openapi::Resource>::KIND));
@@ -182,7 +192,10 @@ impl Run<'_> {
                 name: name.clone(),
                 source,
             })?;
-        self.ledger.record(volume, applied.resource_version());
+        let at = ObjectRef::new(&name).within(&self.tenant.namespace);
+        self.ledger.record(volume, applied.resource_version(), || {
+            store.get(&at)?.resource_version()
+        });
         self.report
             .applied
             .push(format!("PersistentVolumeClaim/{name}"));

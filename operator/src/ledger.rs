@@ -72,15 +72,28 @@ impl Ledger {
     }
 
     /// Remembers that `desired` was applied and the API server answered
-    /// with `resource_version`.
-    pub fn record<K>(&self, desired: &K, resource_version: Option<String>)
-    where
+    /// with `resource_version`, unless the cache already holds that version
+    /// (`cached` gives the version it holds): the watch may deliver a write
+    /// before its caller hears back, and an entry made after that would
+    /// never be ended by the watch.
+    pub fn record<K>(
+        &self,
+        desired: &K,
+        resource_version: Option<String>,
+        cached: impl FnOnce() -> Option<String>,
+    ) where
         K: kube::Resource<DynamicType = ()> + Serialize,
     {
         let Some(digest) = digest(desired) else {
             return;
         };
+        // Under the lock: `observe` runs after the cache took the event, so
+        // either the cache shows the version here or `observe` comes after.
         let mut entries = self.lock();
+        if resource_version.is_some() && cached() == resource_version {
+            entries.remove(&key(desired));
+            return;
+        }
         let now = Instant::now();
         entries.retain(|_, entry| now.duration_since(entry.at) < WINDOW);
         entries.insert(
@@ -176,7 +189,7 @@ mod tests {
         let ledger = Ledger::new();
         let desired = config_map("v1", None);
         assert!(!ledger.pending(&desired));
-        ledger.record(&desired, Some("7".into()));
+        ledger.record(&desired, Some("7".into()), || Some("6".into()));
         assert!(ledger.pending(&desired));
         // An older version arriving does not end it.
         ledger.observe(&Event::Apply(config_map("v0", Some("6"))));
@@ -189,15 +202,25 @@ mod tests {
     #[test]
     fn a_different_desired_object_is_never_pending() {
         let ledger = Ledger::new();
-        ledger.record(&config_map("v1", None), Some("7".into()));
+        ledger.record(&config_map("v1", None), Some("7".into()), || None);
         assert!(!ledger.pending(&config_map("v2", None)));
+    }
+
+    #[test]
+    fn a_write_the_cache_already_shows_is_not_recorded() {
+        // The watch delivered version 7 before the apply's answer came back.
+        let ledger = Ledger::new();
+        let desired = config_map("v1", None);
+        ledger.record(&desired, Some("7".into()), || Some("7".into()));
+        assert!(!ledger.pending(&desired));
+        assert!(ledger.is_empty());
     }
 
     #[test]
     fn a_deletion_ends_the_entry() {
         let ledger = Ledger::new();
         let desired = config_map("v1", None);
-        ledger.record(&desired, Some("7".into()));
+        ledger.record(&desired, Some("7".into()), || None);
         ledger.observe(&Event::Delete(config_map("v1", Some("7"))));
         assert!(!ledger.pending(&desired));
     }

@@ -157,11 +157,13 @@ async fn reconcile_tenant(tenant: &CrmTenant, context: &Context) -> Result<Actio
     if tenant.status.as_ref() != Some(&new_status) {
         patch_status(tenant, context, &new_status).await?;
     }
-    Ok(Action::requeue(if ready || paused {
-        RESYNC
-    } else {
-        CONVERGING
-    }))
+    let mut next = if ready || paused { RESYNC } else { CONVERGING };
+    if report.awaited {
+        // An entry of the ledger stood in for the cache; should the watch
+        // never show that write, drift is still caught when it expires.
+        next = next.min(crate::ledger::WINDOW);
+    }
+    Ok(Action::requeue(next))
 }
 
 fn paused(tenant: &CrmTenant) -> bool {
