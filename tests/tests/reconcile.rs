@@ -1066,8 +1066,18 @@ async fn a_restarted_operator_keeps_every_credential_and_rewrites_nothing() {
     };
     double.clear_log();
     double.inject(secret_list_fails_twice());
+    let started = tokio::time::Instant::now();
     let operator = Operator::start_on(double.clone(), Settings::default());
     operator.reconciled(0, 3).await;
+    operator
+        .eventually("the caches counted as synced", |op| {
+            op.metrics.is_synced().then_some(())
+        })
+        .await;
+    assert!(
+        started.elapsed() < Settings::default().cache_sync_timeout,
+        "reconciles waited for the listing, not for the timeout"
+    );
     let log = double.request_log();
     let writes: Vec<_> = log
         .iter()
