@@ -6,7 +6,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::db::{Sql, rows};
+use crate::db::{DbKind, Sql, rows};
 use crate::domain::Date;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Q;
@@ -107,43 +107,49 @@ pub struct TicketStats {
 }
 
 #[derive(sqlx::FromRow)]
-struct TicketTimes {
-    status: String,
-    created_at: String,
-    resolved_at: Option<String>,
-    rating: Option<i64>,
+struct TicketAggregate {
+    total: i64,
+    open: i64,
+    ratings: i64,
+    average_rating: Option<f64>,
+    mean_seconds_to_resolve: Option<f64>,
 }
 
 #[utoipa::path(get, path = "/reports/tickets", tag = "reports", responses((status = 200, description = "Success", body = TicketStats), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 async fn tickets(State(st): State<AppState>) -> ApiResult<axum::Json<TicketStats>> {
-    // Aggregated here rather than in SQL: date arithmetic differs per dialect.
-    let sql = Sql::new("SELECT status, created_at, resolved_at, rating FROM tickets");
-    let all: Vec<TicketTimes> = rows(sql.fetch_all(&st.db.pool).await?)?;
-    let open = all
-        .iter()
-        .filter(|t| t.status == "open" || t.status == "pending")
-        .count() as i64;
-    let durations: Vec<f64> = all
-        .iter()
-        .filter_map(|t| {
-            let created: jiff::Timestamp = t.created_at.parse().ok()?;
-            let resolved: jiff::Timestamp = t.resolved_at.as_deref()?.parse().ok()?;
-            Some(resolved.duration_since(created).as_secs_f64())
-        })
-        .collect();
-    let rated: Vec<i64> = all.iter().filter_map(|t| t.rating).collect();
+    // One pass in the database; only the date arithmetic differs per dialect
+    // (timestamps are RFC 3339 text in both).
+    let (seconds, float) = match st.db.kind {
+        DbKind::Sqlite => (
+            "(julianday(resolved_at) - julianday(created_at)) * 86400.0",
+            "REAL",
+        ),
+        DbKind::Postgres => (
+            "EXTRACT(EPOCH FROM (CAST(resolved_at AS TIMESTAMPTZ) - CAST(created_at AS TIMESTAMPTZ)))",
+            "DOUBLE PRECISION",
+        ),
+    };
+    let mut sql = Sql::new(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS total, \
+         CAST(COALESCE(SUM(CASE WHEN status IN ('open', 'pending') THEN 1 ELSE 0 END), 0) AS BIGINT) AS open, \
+         CAST(COUNT(rating) AS BIGINT) AS ratings, CAST(AVG(rating) AS ",
+    );
+    sql.push(float)
+        .push(") AS average_rating, CAST(AVG(")
+        .push(seconds)
+        .push(") AS ")
+        .push(float)
+        .push(") AS mean_seconds_to_resolve FROM tickets");
+    let aggregate: TicketAggregate = rows(sql.fetch_all(&st.db.pool).await?)?
+        .pop()
+        .ok_or(ApiError::Database(sqlx::Error::RowNotFound))?;
     Ok(axum::Json(TicketStats {
-        open,
-        resolved: all.len() as i64 - open,
-        mean_seconds_to_resolve: mean(durations.iter().copied()),
-        average_rating: mean(rated.iter().map(|r| *r as f64)),
-        ratings: rated.len() as i64,
+        open: aggregate.open,
+        resolved: aggregate.total - aggregate.open,
+        mean_seconds_to_resolve: aggregate.mean_seconds_to_resolve,
+        average_rating: aggregate.average_rating,
+        ratings: aggregate.ratings,
     }))
-}
-
-fn mean(values: impl ExactSizeIterator<Item = f64>) -> Option<f64> {
-    let n = values.len();
-    (n > 0).then(|| values.sum::<f64>() / n as f64)
 }
 
 /// Conversion of one campaign.
