@@ -138,8 +138,8 @@ impl Run<'_> {
     }
 
     async fn one<K: Child>(&mut self, store: &Store<K>, object: &K) -> Result<()> {
-        let name = object.name_any();
-        let live = store.get(&ObjectRef::new(&name).within(&self.tenant.namespace));
+        let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
+        let live = store.get(&at);
         if live.is_some_and(|live| unchanged(object, &*live)) {
             return Ok(());
         }
@@ -147,6 +147,33 @@ impl Run<'_> {
             self.report.awaited = true;
             return Ok(());
         }
+        self.apply(object, || store.get(&at)?.resource_version())
+            .await
+    }
+
+    /// Volume claims are created once: their spec is immutable but for growth,
+    /// so only their metadata is watched and an existing claim is left alone.
+    async fn volume(
+        &mut self,
+        store: &Store<PartialObjectMeta<PersistentVolumeClaim>>,
+        volume: &PersistentVolumeClaim,
+    ) -> Result<()> {
+        let at = ObjectRef::new(&volume.name_any()).within(&self.tenant.namespace);
+        if store.get(&at).is_some() || self.ledger.pending(volume) {
+            return Ok(());
+        }
+        self.apply(volume, || store.get(&at)?.resource_version())
+            .await
+    }
+
+    /// Server-side applies `object`, records it in the ledger (`cached` gives
+    /// the version the cache holds now) and in the report.
+    async fn apply<K: Child>(
+        &mut self,
+        object: &K,
+        cached: impl FnOnce() -> Option<String>,
+    ) -> Result<()> {
+        let name = object.name_any();
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = self
             .api::<K>()
@@ -157,48 +184,11 @@ impl Run<'_> {
                 name: name.clone(),
                 source,
             })?;
-        let at = ObjectRef::new(&name).within(&self.tenant.namespace);
-        self.ledger.record(object, applied.resource_version(), || {
-            store.get(&at)?.resource_version()
-        });
+        self.ledger
+            .record(object, applied.resource_version(), cached);
         self.report
             .applied
             .push(format!("{}/{name}", <K as k8s_openapi::Resource>::KIND));
-        Ok(())
-    }
-
-    /// Volume claims are created once: their spec is immutable but for growth,
-    /// so only their metadata is watched and an existing claim is left alone.
-    async fn volume(
-        &mut self,
-        store: &Store<PartialObjectMeta<PersistentVolumeClaim>>,
-        volume: &PersistentVolumeClaim,
-    ) -> Result<()> {
-        let name = volume.name_any();
-        if store
-            .get(&ObjectRef::new(&name).within(&self.tenant.namespace))
-            .is_some()
-            || self.ledger.pending(volume)
-        {
-            return Ok(());
-        }
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let applied = self
-            .api::<PersistentVolumeClaim>()
-            .patch(&name, &params, &Patch::Apply(volume))
-            .await
-            .map_err(|source| Error::Apply {
-                kind: "PersistentVolumeClaim",
-                name: name.clone(),
-                source,
-            })?;
-        let at = ObjectRef::new(&name).within(&self.tenant.namespace);
-        self.ledger.record(volume, applied.resource_version(), || {
-            store.get(&at)?.resource_version()
-        });
-        self.report
-            .applied
-            .push(format!("PersistentVolumeClaim/{name}"));
         Ok(())
     }
 

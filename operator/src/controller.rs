@@ -139,6 +139,11 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
+    /// The API of the tenant's namespace, for writes to the tenant itself.
+    pub fn tenants(&self, tenant: &CrmTenant) -> Api<CrmTenant> {
+        Api::namespaced(self.client.clone(), &tenant.namespace().unwrap_or_default())
+    }
+
     /// Waits until every watch has listed, or until
     /// [`Settings::cache_sync_timeout`] after start. A restarted operator then sees the children that exist instead
     /// of applying them all again, while a watch that cannot list (a missing
@@ -205,7 +210,7 @@ pub async fn run(
     let (pdbs, pdb_events) = watch.cached::<PodDisruptionBudget>();
     let (network_policies, np_events) = watch.cached::<NetworkPolicy>();
     let (statefulsets, sts_events) = watch.cached::<StatefulSet>();
-    let (volumes, volume_events) = watch.cached_metadata::<PersistentVolumeClaim>();
+    let (volumes, volume_events) = watch.cached::<PartialObjectMeta<PersistentVolumeClaim>>();
 
     let context = Arc::new(Context {
         recorder: Recorder::new(
@@ -317,56 +322,33 @@ struct Watch<'a> {
 }
 
 impl Watch<'_> {
-    /// A full-object cache of one child kind, and the stream that fills it.
-    fn cached<K>(&self) -> (Store<K>, Events<K>)
+    /// A cache of one child kind (`PartialObjectMeta<K>` for metadata
+    /// only), and the stream that fills it and feeds the ledger, the owner
+    /// index and the sync tracker.
+    fn cached<C>(&self) -> (Store<C>, Events<C>)
     where
-        K: crate::apply::Child,
-    {
-        let (reader, writer) = reflector::store();
-        let (ledger, owned, synced) =
-            (self.ledger.clone(), self.owned.clone(), self.synced.clone());
-        let events = watcher(api::<K>(self.client, self.namespace), self.config.clone())
-            .default_backoff()
-            .modify(|object: &mut K| object.managed_fields_mut().clear())
-            .reflect(writer)
-            .inspect_ok(move |event| {
-                ledger.observe(event);
-                owned.observe(event);
-                synced.observe(<K as k8s_openapi::Resource>::KIND, event);
-            })
-            .touched_objects()
-            .boxed();
-        (reader, events)
-    }
-
-    /// A metadata-only cache of one child kind, and the stream that fills it.
-    fn cached_metadata<K>(&self) -> (Store<PartialObjectMeta<K>>, Events<PartialObjectMeta<K>>)
-    where
-        K: crate::apply::Child,
-        PartialObjectMeta<K>: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + DeserializeOwned
             + Clone
             + std::fmt::Debug
             + Send
-            + Sync,
+            + Sync
+            + 'static,
     {
         let (reader, writer) = reflector::store();
         let (ledger, owned, synced) =
             (self.ledger.clone(), self.owned.clone(), self.synced.clone());
-        let events = watcher(
-            api::<PartialObjectMeta<K>>(self.client, self.namespace),
-            self.config.clone(),
-        )
-        .default_backoff()
-        .modify(|object: &mut PartialObjectMeta<K>| object.managed_fields_mut().clear())
-        .reflect(writer)
-        .inspect_ok(move |event| {
-            ledger.observe(event);
-            owned.observe(event);
-            synced.observe(<K as k8s_openapi::Resource>::KIND, event);
-        })
-        .touched_objects()
-        .boxed();
+        let events = watcher(api::<C>(self.client, self.namespace), self.config.clone())
+            .default_backoff()
+            .modify(|object: &mut C| object.managed_fields_mut().clear())
+            .reflect(writer)
+            .inspect_ok(move |event| {
+                ledger.observe(event);
+                owned.observe(event);
+                synced.observe(&C::kind(&()), event);
+            })
+            .touched_objects()
+            .boxed();
         (reader, events)
     }
 }

@@ -292,10 +292,7 @@ async fn patch_status(
     status: &CrmTenantStatus,
 ) -> Result<()> {
     let name = tenant.name_any();
-    let api: Api<CrmTenant> = Api::namespaced(
-        context.client.clone(),
-        &tenant.namespace().unwrap_or_default(),
-    );
+    let api = context.tenants(tenant);
     // Apply (not merge): a field we stop sending, such as a cleared
     // minCpuForSlo, is removed rather than left behind.
     let patch = json!({

@@ -20,7 +20,7 @@ pub struct Synced {
 #[derive(Debug)]
 struct Inner {
     expected: usize,
-    listed: Mutex<HashSet<&'static str>>,
+    listed: Mutex<HashSet<String>>,
     tx: watch::Sender<bool>,
 }
 
@@ -39,7 +39,7 @@ impl Synced {
     /// Reads one event of the watch called `name`; its first `InitDone`
     /// counts it as listed. A relist later changes nothing: the cache keeps
     /// serving its last state meanwhile.
-    pub fn observe<K>(&self, name: &'static str, event: &watcher::Event<K>) {
+    pub fn observe<K>(&self, name: &str, event: &watcher::Event<K>) {
         if !matches!(event, watcher::Event::InitDone) {
             return;
         }
@@ -48,7 +48,7 @@ impl Synced {
             .listed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if listed.insert(name) && listed.len() >= self.inner.expected {
+        if listed.insert(name.to_owned()) && listed.len() >= self.inner.expected {
             self.inner.tx.send_replace(true);
         }
     }

@@ -172,10 +172,7 @@ async fn patch_finalizers(
     finalizers: Vec<String>,
 ) -> Result<()> {
     let name = tenant.name_any();
-    let api: Api<CrmTenant> = Api::namespaced(
-        context.client.clone(),
-        &tenant.namespace().unwrap_or_default(),
-    );
+    let api = context.tenants(tenant);
     let patch = json!({
         "metadata": { "finalizers": finalizers, "resourceVersion": tenant.resource_version() }
     });
