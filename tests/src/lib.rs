@@ -47,6 +47,45 @@ use tokio::sync::broadcast;
 
 pub use controls::{Fault, FaultResponse, Request};
 
+/// Polls `check` every `every` until it returns something. After `within`
+/// it fails the test naming `what`, with the last requests `double` served.
+pub async fn eventually<T>(
+    double: &ApiDouble,
+    what: &str,
+    within: std::time::Duration,
+    every: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last requests: {:#?}",
+            double
+                .request_log()
+                .iter()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// A manifest of the repository's `examples/` folder, parsed.
+pub fn example<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(format!("{name}.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("example manifest {}: {e}", path.display()));
+    serde_saphyr::from_str(&text)
+        .unwrap_or_else(|e| panic!("example {} parses: {e}", path.display()))
+}
+
 /// The superuser URL of the throwaway PostgreSQL server the test command
 /// starts. Tests that need PostgreSQL fail here, loudly, when there is none.
 pub fn test_postgres_url() -> String {

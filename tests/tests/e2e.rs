@@ -70,8 +70,7 @@ fn repo_file(path: &str) -> String {
 }
 
 fn example(name: &str, namespace: &str) -> CrmTenant {
-    let text = repo_file(&format!("examples/{name}.yaml"));
-    let mut tenant: CrmTenant = serde_saphyr::from_str(&text).expect("the example parses");
+    let mut tenant: CrmTenant = crm_tests::example(name);
     tenant.metadata.namespace = Some(namespace.to_owned());
     tenant
 }

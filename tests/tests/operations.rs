@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -176,11 +175,7 @@ async fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> 
 }
 
 fn example(name: &str) -> CrmTenant {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(format!("{name}.yaml"));
-    let text = std::fs::read_to_string(&path).expect("example manifest");
-    serde_saphyr::from_str(&text).expect("example parses as a CrmTenant")
+    crm_tests::example(name)
 }
 
 async fn create(double: &ApiDouble, tenant: &CrmTenant) {

@@ -6,7 +6,6 @@
 //! ready, fail requests) and waits for the operator to converge.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,23 +118,14 @@ impl Operator {
 
     /// Polls `check` until it returns something, or fails the test naming `what`.
     async fn eventually<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            if let Some(value) = check(self) {
-                return value;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; last requests: {:#?}",
-                self.double
-                    .request_log()
-                    .iter()
-                    .rev()
-                    .take(8)
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crm_tests::eventually(
+            &self.double,
+            what,
+            CONVERGE,
+            Duration::from_millis(20),
+            || check(self),
+        )
+        .await
     }
 
     async fn phase(&self, tenant: &CrmTenant, phase: Phase) -> CrmTenant {
@@ -236,11 +226,7 @@ impl Operator {
 }
 
 fn example(name: &str) -> CrmTenant {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(format!("{name}.yaml"));
-    let text = std::fs::read_to_string(&path).expect("example manifest");
-    serde_saphyr::from_str(&text).expect("example parses as a CrmTenant")
+    crm_tests::example(name)
 }
 
 /// `Kind/name` of every object the builders want for this tenant.

@@ -220,23 +220,14 @@ impl Operator {
     }
 
     pub async fn eventually<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            if let Some(value) = check(self) {
-                return value;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; last requests: {:#?}",
-                self.double
-                    .request_log()
-                    .iter()
-                    .rev()
-                    .take(8)
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crm_tests::eventually(
+            &self.double,
+            what,
+            CONVERGE,
+            Duration::from_millis(50),
+            || check(self),
+        )
+        .await
     }
 
     /// `(status, reason, message)` of a condition of the stored tenant.
