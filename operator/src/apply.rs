@@ -6,12 +6,16 @@
 //! watcher. The comparison is "every field we send has the value we send",
 //! so fields other controllers own (the HPA's replicas, defaults the API
 //! server filled in) never count as drift, while an edit to a field we own does.
-//! An apply the cache has not shown yet is skipped too, when the object
-//! desired is the one applied (see [`crate::ledger`]).
+//! Every object carries a digest of itself ([`crate::ownership::stamp`]), so
+//! a field we stop sending changes a value we send: the apply that gives the
+//! field up (and so removes it, unless another manager owns it) is never
+//! skipped. An apply the cache has not shown yet is skipped too, when the
+//! object desired is the one applied (see [`crate::ledger`]).
 
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -26,6 +30,7 @@ use crate::controller::Stores;
 use crate::labels::FIELD_MANAGER;
 use crate::ledger::Ledger;
 use crate::owned::Owned;
+use crate::ownership;
 use crate::validate::Tenant;
 use crate::{Error, Result};
 
@@ -80,7 +85,7 @@ pub async fn apply_all(
     run.all(&stores.services, database_service.iter()).await?;
     run.all(&stores.statefulsets, database_statefulset.iter())
         .await?;
-    run.one(&stores.deployments, deployment).await?;
+    run.deployment(&stores.deployments, deployment).await?;
     run.one(&stores.services, service).await?;
     run.all(&stores.hpas, hpa.iter()).await?;
     run.all(&stores.pdbs, pdb.iter()).await?;
@@ -138,17 +143,64 @@ impl Run<'_> {
     }
 
     async fn one<K: Child>(&mut self, store: &Store<K>, object: &K) -> Result<()> {
+        let object = &ownership::stamp(object);
+        let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
+        if self.due(object, store.get(&at).as_deref()) {
+            self.apply(object, || store.get(&at)?.resource_version())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The Deployment: as any child, but a replica count we owned and now
+    /// leave to the HPA is first handed over (see [`crate::ownership`]).
+    async fn deployment(&mut self, store: &Store<Deployment>, object: &Deployment) -> Result<()> {
+        let object = &ownership::stamp(object);
         let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
         let live = store.get(&at);
-        if live.is_some_and(|live| unchanged(object, &*live)) {
+        if !self.due(object, live.as_deref()) {
             return Ok(());
         }
-        if self.ledger.pending(object) {
-            self.report.awaited = true;
-            return Ok(());
+        let base = self.tenant.capacity.sizing.min_replicas;
+        if let Some(replicas) = ownership::handover(object, live.as_deref(), base) {
+            self.hand_over(object, replicas).await?;
         }
         self.apply(object, || store.get(&at)?.resource_version())
             .await
+    }
+
+    /// Whether `object` must be applied: the live object lacks a value we
+    /// send, and no apply of this very object is still on its way.
+    fn due<K: Child>(&mut self, object: &K, live: Option<&K>) -> bool {
+        if live.is_some_and(|live| unchanged(object, live)) {
+            return false;
+        }
+        if self.ledger.pending(object) {
+            self.report.awaited = true;
+            return false;
+        }
+        true
+    }
+
+    /// Applies `replicas` alone as [`ownership::HANDOVER`], forced: it takes
+    /// the field from our own manager, so our next apply, which leaves the
+    /// field out, keeps the count instead of resetting it.
+    async fn hand_over(&mut self, deployment: &Deployment, replicas: i32) -> Result<()> {
+        let name = deployment.name_any();
+        let params = PatchParams::apply(ownership::HANDOVER).force();
+        let patch = ownership::handover_object(deployment, replicas);
+        self.api::<Deployment>()
+            .patch(&name, &params, &Patch::Apply(&patch))
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "Deployment",
+                name: name.clone(),
+                source,
+            })?;
+        self.report.applied.push(format!(
+            "Deployment/{name} (replicas {replicas} handed to the HPA)"
+        ));
+        Ok(())
     }
 
     /// Volume claims are created once: their spec is immutable but for growth,

@@ -204,7 +204,8 @@ pub async fn run(
     let (service_accounts, sa_events) = watch.cached::<ServiceAccount>();
     let (secrets, secret_events) = watch.cached::<Secret>();
     let (config_maps, cm_events) = watch.cached::<ConfigMap>();
-    let (deployments, deploy_events) = watch.cached::<Deployment>();
+    let (deployments, deploy_events) =
+        watch.cached_with::<Deployment>(crate::ownership::keep_replica_owners);
     let (services, svc_events) = watch.cached::<Service>();
     let (hpas, hpa_events) = watch.cached::<HorizontalPodAutoscaler>();
     let (pdbs, pdb_events) = watch.cached::<PodDisruptionBudget>();
@@ -335,12 +336,27 @@ impl Watch<'_> {
             + Sync
             + 'static,
     {
+        self.cached_with(|object: &mut C| object.managed_fields_mut().clear())
+    }
+
+    /// As [`Self::cached`], with `trim` deciding what of managedFields each
+    /// cached object keeps.
+    fn cached_with<C>(&self, trim: fn(&mut C)) -> (Store<C>, Events<C>)
+    where
+        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
         let (reader, writer) = reflector::store();
         let (ledger, owned, synced) =
             (self.ledger.clone(), self.owned.clone(), self.synced.clone());
         let events = watcher(api::<C>(self.client, self.namespace), self.config.clone())
             .default_backoff()
-            .modify(|object: &mut C| object.managed_fields_mut().clear())
+            .modify(trim)
             .reflect(writer)
             .inspect_ok(move |event| {
                 ledger.observe(event);

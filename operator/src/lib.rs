@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod model;
 pub mod owned;
+pub mod ownership;
 pub mod rbac;
 pub mod reconcile;
 pub mod server;
