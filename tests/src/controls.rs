@@ -6,8 +6,25 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::ApiDouble;
+use crate::fields::{Scope, Writer};
 use crate::route::Res;
-use crate::store::{Key, Mode};
+use crate::store::{Key, Mode, Owner};
+
+/// The manager of objects a test seeds, as `kubectl create` would be.
+const SEEDER: Writer<'static> = Writer {
+    manager: "kubectl-create",
+    scope: Scope::Main,
+};
+/// The manager of a test's edits, as `kubectl edit` would be.
+const EDITOR: Writer<'static> = Writer {
+    manager: "kubectl-edit",
+    scope: Scope::Main,
+};
+/// The manager of status a test reports, as the workload controllers would.
+const CONTROLLERS: Writer<'static> = Writer {
+    manager: "kube-controller-manager",
+    scope: Scope::Status,
+};
 
 /// One request as the double saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,9 +173,9 @@ impl ApiDouble {
         let value = serde_json::to_value(obj)?;
         let mut state = self.lock();
         let stored = if state.objects.contains_key(&key) {
-            state.update(self.tx(), key, value, Mode::Seed)
+            state.update(self.tx(), key, value, Mode::Seed, Owner::Update(SEEDER))
         } else {
-            state.create(self.tx(), key, value, Mode::Seed)
+            state.create(self.tx(), key, value, Mode::Seed, Owner::Update(SEEDER))
         };
         let stored = stored.map_err(|e| serde::de::Error::custom(e.message))?;
         serde_json::from_value(stored)
@@ -184,7 +201,9 @@ impl ApiDouble {
             return false;
         };
         edit(&mut value);
-        state.update(self.tx(), key, value, Mode::Seed).is_ok()
+        state
+            .update(self.tx(), key, value, Mode::Seed, Owner::Update(EDITOR))
+            .is_ok()
     }
 
     /// Seed or overwrite a Secret holding one key, as
@@ -219,7 +238,13 @@ impl ApiDouble {
         let key = key_of::<K>(ns, name);
         let body = serde_json::json!({ "status": status });
         self.lock()
-            .update(self.tx(), key, body, Mode::Status)
+            .update(
+                self.tx(),
+                key,
+                body,
+                Mode::Status,
+                Owner::Update(CONTROLLERS),
+            )
             .is_ok()
     }
 }

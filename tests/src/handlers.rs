@@ -8,8 +8,9 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use crate::controls::{FaultResponse, Request};
+use crate::fields::{self, Scope, Writer};
 use crate::route::{self, Route};
-use crate::store::{ApiError, Key, Mode, State};
+use crate::store::{ApiError, Key, Mode, Owner, State};
 use crate::{ApiDouble, DoubleBody, watch};
 
 type Reply = Result<(u16, Value), ApiError>;
@@ -35,6 +36,10 @@ pub(crate) async fn handle(
             .to_owned()
     };
     let content_type = header(CONTENT_TYPE);
+    // As the API server does: the fieldManager parameter, else the client's
+    // program name from its User-Agent.
+    let user_agent = header(http::header::USER_AGENT);
+    let agent = user_agent.split('/').next().unwrap_or_default();
     let meta_only = header(ACCEPT).contains("as=PartialObjectMetadata");
     double.lock().log.push(Request {
         verb: verb.clone(),
@@ -57,7 +62,18 @@ pub(crate) async fn handle(
     if verb == "GET" && route.name.is_none() && route.query.watch {
         return watch::watch(double, &route, meta_only);
     }
-    let reply = dispatch(double, &verb, &route, &content_type, &bytes);
+    let manager = match &route.query.field_manager {
+        Some(manager) => manager.clone(),
+        None if agent.is_empty() => "unknown".to_owned(),
+        None => agent.to_owned(),
+    };
+    let request = Write {
+        verb: &verb,
+        content_type: &content_type,
+        manager: &manager,
+        body: &bytes,
+    };
+    let reply = dispatch(double, &route, &request);
     match reply {
         Ok((code, value)) if meta_only => respond(code, &partial(&route, value)),
         Ok((code, value)) => respond(code, &value),
@@ -65,13 +81,21 @@ pub(crate) async fn handle(
     }
 }
 
-fn dispatch(
-    double: &ApiDouble,
-    verb: &str,
-    route: &Route,
-    content_type: &str,
-    body: &[u8],
-) -> Reply {
+/// One request's verb, body and writer.
+struct Write<'a> {
+    verb: &'a str,
+    content_type: &'a str,
+    manager: &'a str,
+    body: &'a [u8],
+}
+
+impl Write<'_> {
+    fn is_apply(&self) -> bool {
+        self.content_type.starts_with("application/apply-patch")
+    }
+}
+
+fn dispatch(double: &ApiDouble, route: &Route, write: &Write<'_>) -> Reply {
     let mut state = double.lock();
     let tx = double.tx();
     let key = |name: &str| {
@@ -81,12 +105,17 @@ fn dispatch(
             name.to_owned(),
         )
     };
-    let mode = if route.status {
-        Mode::Status
+    let (mode, scope) = if route.status {
+        (Mode::Status, Scope::Status)
     } else {
-        Mode::Main
+        (Mode::Main, Scope::Main)
     };
-    match (verb, route.name.as_deref()) {
+    let writer = Writer {
+        manager: write.manager,
+        scope,
+    };
+    match (write.verb, route.name.as_deref()) {
+        (_, Some(name)) if route.scale => scale(&mut state, tx, key(name), write),
         ("GET", Some(name)) => state
             .objects
             .get(&key(name))
@@ -95,88 +124,205 @@ fn dispatch(
             .ok_or_else(|| ApiError::not_found(&key(name))),
         ("GET", None) => Ok((200, list(&state, route))),
         ("POST", None) => {
-            let mut obj = parse_json(body)?;
+            let mut obj = parse_json(write.body)?;
             let name = object_name(&mut obj, state.rv)?;
-            state.create(tx, key(&name), obj, mode).map(|v| (201, v))
+            let owner = Owner::Update(writer);
+            state
+                .create(tx, key(&name), obj, mode, owner)
+                .map(|v| (201, v))
         }
-        ("PUT", Some(name)) => replace(&mut state, tx, key(name), parse_json(body)?, mode),
-        ("PATCH", Some(name)) => patch(&mut state, tx, key(name), content_type, body, mode),
+        ("PUT", Some(name)) => {
+            let obj = parse_json(write.body)?;
+            replace(&mut state, tx, key(name), obj, mode, writer)
+        }
+        ("PATCH", Some(name)) if write.is_apply() => {
+            let applied = parse_apply(write.body)?;
+            apply(
+                &mut state,
+                tx,
+                key(name),
+                &applied,
+                mode,
+                writer,
+                route.query.force,
+            )
+        }
+        ("PATCH", Some(name)) => {
+            let stored = state.objects.get(&key(name)).cloned();
+            let mut doc = stored.ok_or_else(|| ApiError::not_found(&key(name)))?;
+            patch(&key(name), &mut doc, write)?;
+            let owner = Owner::Update(writer);
+            state
+                .update(tx, key(name), doc, mode, owner)
+                .map(|v| (200, v))
+        }
         ("DELETE", Some(name)) => state.delete(tx, &key(name)).map(|v| (200, v)),
-        _ => Err(ApiError::new(405, format!("{verb} is not supported here"))),
+        (verb, _) => Err(ApiError::new(405, format!("{verb} is not supported here"))),
     }
 }
 
 type Tx = tokio::sync::broadcast::Sender<std::sync::Arc<crate::store::Event>>;
 
-fn replace(state: &mut State, tx: &Tx, key: Key, obj: Value, mode: Mode) -> Reply {
+fn replace(state: &mut State, tx: &Tx, key: Key, obj: Value, mode: Mode, writer: Writer) -> Reply {
     let stored = state
         .objects
         .get(&key)
         .ok_or_else(|| ApiError::not_found(&key))?;
-    let sent = obj
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    let current = stored
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str);
-    if sent.is_some() && sent != current {
-        let msg = format!(
-            "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
-            key.0.plural, key.2
-        );
-        return Err(ApiError::new(409, msg));
-    }
-    state.update(tx, key, obj, mode).map(|v| (200, v))
+    check_version(&key, stored, &obj)?;
+    state
+        .update(tx, key, obj, mode, Owner::Update(writer))
+        .map(|v| (200, v))
 }
 
-fn patch(
+/// A write that names a resourceVersion succeeds only against that version.
+fn check_version(key: &Key, stored: &Value, sent: &Value) -> Result<(), ApiError> {
+    let version = |v: &Value| {
+        v.pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match version(sent).filter(|s| !s.is_empty()) {
+        Some(sent) if Some(&sent) != version(stored).as_ref() => Err(ApiError::new(
+            409,
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
+                key.0.plural, key.2
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Server-side apply: field ownership per manager (see [`fields`]).
+fn apply(
     state: &mut State,
     tx: &Tx,
     key: Key,
-    content_type: &str,
-    body: &[u8],
+    applied: &Value,
     mode: Mode,
+    writer: Writer,
+    force: bool,
 ) -> Reply {
-    let stored = state.objects.get(&key).cloned();
-    if content_type.starts_with("application/apply-patch") {
-        let applied = parse_apply(body)?;
-        return match stored {
-            None if mode == Mode::Status => Err(ApiError::not_found(&key)),
-            None => state.create(tx, key, applied, mode).map(|v| (201, v)),
-            Some(mut doc) => {
-                deep_merge(&mut doc, applied);
-                state.update(tx, key, doc, mode).map(|v| (200, v))
-            }
-        };
+    if writer.manager == "unknown" {
+        return Err(ApiError::new(
+            422,
+            "PatchOptions.meta.k8s.io is invalid: fieldManager: Required value: is required for apply patch",
+        ));
     }
-    let mut doc = stored.ok_or_else(|| ApiError::not_found(&key))?;
-    if content_type.starts_with("application/json-patch") {
-        let ops: json_patch::Patch =
-            serde_json::from_slice(body).map_err(|e| ApiError::new(400, e.to_string()))?;
-        json_patch::patch(&mut doc, &ops).map_err(|e| ApiError::new(422, e.to_string()))?;
-    } else {
-        json_patch::merge(&mut doc, &parse_json(body)?);
+    let stored = state.objects.get(&key);
+    if stored.is_none() && mode == Mode::Status {
+        return Err(ApiError::not_found(&key));
     }
-    state.update(tx, key, doc, mode).map(|v| (200, v))
+    let merged = fields::apply(&key.0, stored, applied, writer, force)?;
+    match stored {
+        None => state
+            .create(tx, key, merged, mode, Owner::Given)
+            .map(|v| (201, v)),
+        Some(_) => state
+            .update(tx, key, merged, mode, Owner::Given)
+            .map(|v| (200, v)),
+    }
 }
 
-/// Server-side apply as a deep merge: maps merge recursively, anything
-/// else (lists included) is replaced whole.
-fn deep_merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(base), Value::Object(patch)) => {
-            for (k, v) in patch {
-                match base.get_mut(&k) {
-                    Some(slot) => deep_merge(slot, v),
-                    None => {
-                        base.insert(k, v);
-                    }
+/// A JSON patch or a merge patch (strategic merge patches are taken as
+/// merge patches), applied to `doc`.
+fn patch(key: &Key, doc: &mut Value, write: &Write<'_>) -> Result<(), ApiError> {
+    if write.content_type.starts_with("application/json-patch") {
+        let ops: json_patch::Patch =
+            serde_json::from_slice(write.body).map_err(|e| ApiError::new(400, e.to_string()))?;
+        json_patch::patch(doc, &ops).map_err(|e| ApiError::new(422, e.to_string()))
+    } else {
+        let merge = parse_json(write.body)?;
+        let stored = doc.clone();
+        json_patch::merge(doc, &merge);
+        check_version(key, &stored, &merge)
+    }
+}
+
+/// The `/scale` subresource of a Deployment or StatefulSet: an
+/// `autoscaling/v1` Scale whose writes change the parent's `spec.replicas`,
+/// owned by the writer under subresource `scale`.
+fn scale(state: &mut State, tx: &Tx, key: Key, write: &Write<'_>) -> Reply {
+    if !matches!(key.0.plural.as_str(), "deployments" | "statefulsets") {
+        return Err(ApiError::not_found(&key));
+    }
+    let parent = state
+        .objects
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(&key))?;
+    let writer = Writer {
+        manager: write.manager,
+        scope: Scope::Scale,
+    };
+    let stored = match write.verb {
+        "GET" => parent,
+        "PUT" | "PATCH" => {
+            let mut scale = scale_of(&parent);
+            if write.is_apply() {
+                let applied = parse_apply(write.body)?;
+                let merged = fields::apply(&key.0, Some(&parent), &applied, writer, true)?;
+                state.update(tx, key, merged, Mode::Main, Owner::Given)?
+            } else {
+                if write.verb == "PUT" {
+                    scale = parse_json(write.body)?;
+                    check_version(&key, &parent, &scale)?;
+                } else {
+                    patch(&key, &mut scale, write)?;
                 }
+                let replicas = scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| ApiError::new(422, "spec.replicas: Required value"))?;
+                if replicas < 0 {
+                    return Err(ApiError::new(
+                        422,
+                        "spec.replicas: must be greater than or equal to 0",
+                    ));
+                }
+                let mut doc = parent;
+                doc["spec"]["replicas"] = replicas.into();
+                state.update(tx, key, doc, Mode::Main, Owner::Update(writer))?
             }
         }
-        (base, patch) => *base = patch,
-    }
+        verb => {
+            return Err(ApiError::new(
+                405,
+                format!("{verb} is not supported on scale"),
+            ));
+        }
+    };
+    Ok((200, scale_of(&stored)))
+}
+
+/// The Scale view of a workload.
+pub(crate) fn scale_of(parent: &Value) -> Value {
+    let selector = parent
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &parent["metadata"];
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": { "replicas": parent.pointer("/spec/replicas").cloned().unwrap_or(json!(0)) },
+        "status": {
+            "replicas": parent.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {

@@ -14,22 +14,25 @@
 //!
 //! The double keeps objects as `serde_json::Value` and applies the API
 //! server's rules that the operator relies on: metadata (uid,
-//! resourceVersion, generation, creationTimestamp), the `/status`
-//! subresource, finalizers, owner cascade, label selectors, pagination,
-//! watches with resume and 410 Expired, metadata-only answers, and the
-//! four PATCH flavours.
+//! resourceVersion, generation, creationTimestamp), the `/status` and
+//! `/scale` subresources, finalizers, owner cascade, label selectors,
+//! pagination, watches with resume and 410 Expired, metadata-only answers,
+//! the four PATCH flavours, and server-side apply's field ownership
+//! (`managedFields` per manager, removal of dropped fields, conflicts; see
+//! `fields`). An HPA controller runs on request (`autoscaler`).
 //!
-//! Simplifications: server-side apply is a deep merge (maps merge
-//! recursively, lists are replaced whole; no field managers, so a field
-//! dropped from a later apply is not removed); strategic merge patch is a
-//! JSON merge patch; cascading deletion is immediate whatever the
-//! propagation policy; no admission, defaulting or schema validation;
-//! label selectors are equality-based only (`a=b`, `a!=b`, `a`, `!a`);
-//! `dryRun`, `fieldManager`, `force` and delete preconditions are ignored;
-//! watches send no BOOKMARK events; `continue` tokens are list offsets.
+//! Simplifications: lists are atomic under server-side apply (owned and
+//! replaced whole); strategic merge patch is a JSON merge patch; cascading
+//! deletion is immediate whatever the propagation policy; no admission or
+//! schema validation, and no defaulting but `spec.replicas`; label
+//! selectors are equality-based only (`a=b`, `a!=b`, `a`, `!a`); `dryRun`
+//! and delete preconditions are ignored; watches send no BOOKMARK events;
+//! `continue` tokens are list offsets.
 #![forbid(unsafe_code)]
 
+mod autoscaler;
 mod controls;
+mod fields;
 mod handlers;
 mod route;
 mod store;
@@ -45,6 +48,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::sync::broadcast;
 
+pub use autoscaler::CONTROLLER_MANAGER;
 pub use controls::{Fault, FaultResponse, Request};
 
 /// Polls `check` every `every` until it returns something. After `within`

@@ -64,6 +64,8 @@ pub(crate) struct Route {
     pub name: Option<String>,
     /// The request targets the `/status` subresource.
     pub status: bool,
+    /// The request targets the `/scale` subresource.
+    pub scale: bool,
     pub query: Query,
 }
 
@@ -76,6 +78,10 @@ pub(crate) struct Query {
     pub limit: Option<usize>,
     pub cont: Option<String>,
     pub timeout_seconds: Option<u64>,
+    /// `fieldManager`: who owns what this write sets.
+    pub field_manager: Option<String>,
+    /// `force`: an apply takes conflicting fields from their owners.
+    pub force: bool,
 }
 
 /// Parse `/api/v1/...` or `/apis/{group}/{version}/...`.
@@ -90,10 +96,10 @@ pub(crate) fn parse(path: &str, query: Option<&str>) -> Option<Route> {
         ["namespaces", ns, tail @ ..] if !tail.is_empty() => (Some(*ns), tail),
         _ => (None, rest),
     };
-    let (plural, name, status) = match tail {
-        [plural] => (*plural, None, false),
-        [plural, name] => (*plural, Some(*name), false),
-        [plural, name, "status"] => (*plural, Some(*name), true),
+    let (plural, name, sub) = match tail {
+        [plural] => (*plural, None, ""),
+        [plural, name] => (*plural, Some(*name), ""),
+        [plural, name, sub @ ("status" | "scale")] => (*plural, Some(*name), *sub),
         _ => return None,
     };
     Some(Route {
@@ -104,7 +110,8 @@ pub(crate) fn parse(path: &str, query: Option<&str>) -> Option<Route> {
         },
         ns: ns.map(str::to_owned),
         name: name.map(str::to_owned),
-        status,
+        status: sub == "status",
+        scale: sub == "scale",
         query: parse_query(query.unwrap_or("")),
     })
 }
@@ -121,6 +128,8 @@ fn parse_query(q: &str) -> Query {
             "limit" => out.limit = v.parse().ok(),
             "continue" => out.cont = Some(v).filter(|c| !c.is_empty()),
             "timeoutSeconds" => out.timeout_seconds = v.parse().ok(),
+            "fieldManager" => out.field_manager = Some(v).filter(|m| !m.is_empty()),
+            "force" => out.force = v == "true",
             _ => {}
         }
     }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use crate::controls::{Fault, Request};
+use crate::fields::{self, Writer};
 use crate::route::Res;
 
 /// Events kept for watches that resume from an older resourceVersion.
@@ -34,6 +35,15 @@ pub(crate) enum Mode {
     Status,
     /// Test seeding: the whole object is taken.
     Seed,
+}
+
+/// How a write records field ownership.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Owner<'a> {
+    /// Already computed (a server-side apply): taken from the new object.
+    Given,
+    /// An update by this writer: it owns the fields it changed.
+    Update(Writer<'a>),
 }
 
 /// An API error, answered as a `metav1.Status`.
@@ -89,6 +99,9 @@ pub(crate) struct State {
     dropped: u64,
     pub log: Vec<Request>,
     pub faults: Vec<Fault>,
+    /// What the metrics ask of each HPA (namespace, name): see
+    /// [`crate::ApiDouble::recommend`].
+    pub recommendations: BTreeMap<(String, String), i32>,
 }
 
 fn now() -> String {
@@ -199,6 +212,7 @@ impl State {
         key: Key,
         mut obj: Value,
         mode: Mode,
+        owner: Owner<'_>,
     ) -> Result<Value, ApiError> {
         if self.objects.contains_key(&key) {
             let mut e = ApiError::new(
@@ -224,6 +238,11 @@ impl State {
         meta.insert("creationTimestamp".into(), now().into());
         meta.insert("generation".into(), 1.into());
         meta.remove("deletionTimestamp");
+        match owner {
+            Owner::Given => {}
+            Owner::Update(writer) => fields::record_update(&key.0, &json!({}), &mut obj, writer),
+        }
+        fields::default(&key.0, &mut obj);
         self.emit(tx, "ADDED", &key, &mut obj);
         self.objects.insert(key, obj.clone());
         Ok(obj)
@@ -237,7 +256,9 @@ impl State {
         key: Key,
         new: Value,
         mode: Mode,
+        owner: Owner<'_>,
     ) -> Result<Value, ApiError> {
+        let given = new.pointer("/metadata/managedFields").cloned();
         let old = self
             .objects
             .get(&key)
@@ -266,6 +287,16 @@ impl State {
                 None => meta.remove(field),
             };
         }
+        match (owner, given) {
+            (Owner::Given, Some(given)) => {
+                meta.insert("managedFields".into(), given);
+            }
+            (Owner::Given, None) => {
+                meta.remove("managedFields");
+            }
+            (Owner::Update(writer), _) => fields::record_update(&key.0, &old, &mut result, writer),
+        }
+        fields::default(&key.0, &mut result);
         if spec_part(&old) != spec_part(&result) {
             let generation = old_meta
                 .get("generation")

@@ -68,19 +68,20 @@ async fn objects_are_created_read_listed_and_deleted_through_kube_api() {
 }
 
 #[tokio::test]
-async fn apply_creates_then_merges_and_an_identical_apply_bumps_nothing() {
+async fn apply_creates_then_merges_what_two_managers_send_and_an_identical_apply_bumps_nothing() {
     bounded(async {
         let double = ApiDouble::new();
         let api: Api<ConfigMap> = Api::default_namespaced(double.client());
         let body = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "a" }, "data": { "x": "1" } });
         let first = api.patch("a", &apply(), &Patch::Apply(&body)).await.expect("apply");
         let more = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "a" }, "data": { "y": "2" } });
-        let merged = api.patch("a", &apply(), &Patch::Apply(&more)).await.expect("apply");
+        let other = PatchParams::apply("other").force();
+        let merged = api.patch("a", &other, &Patch::Apply(&more)).await.expect("apply");
         let data = merged.data.clone().expect("data");
         assert_eq!((data["x"].as_str(), data["y"].as_str()), ("1", "2"));
         assert_ne!(first.resource_version(), merged.resource_version());
         double.clear_log();
-        let same = api.patch("a", &apply(), &Patch::Apply(&more)).await.expect("apply");
+        let same = api.patch("a", &other, &Patch::Apply(&more)).await.expect("apply");
         assert_eq!(same.resource_version(), merged.resource_version());
         assert_eq!(double.count_writes(), 1);
     })

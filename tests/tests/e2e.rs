@@ -5,7 +5,13 @@
 //! It installs the checked-in CRD (`crds/crmtenant.yaml`), runs the operator
 //! in-process against a fresh namespace, applies the examples, and checks
 //! children, status, load changes, drift correction and deletion against the
-//! deletion policy. It removes its namespace afterwards. Without
+//! deletion policy. The replica count is followed through suspend and resume
+//! under autoscaling, and through autoscaling off, on and an unrelated
+//! change, sampled so that it never falls below the HPA's minimum. With
+//! `CRM_E2E_SHARED_SERVER` naming a shared PostgreSQL server registered in
+//! `crm-system` (see the README), the Shared example is applied too, its
+//! database password rotated and the tenant deleted under `Delete`. It
+//! removes its namespace afterwards. Without
 //! `CRM_E2E_KUBECONFIG` it prints one loud "skipped: no cluster" line (the
 //! suite has its own `main`, not libtest's harness, so that line is never
 //! swallowed by output capture).
@@ -24,7 +30,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 
 const MANAGER: &str = "crm-e2e";
 const SLOW: Duration = Duration::from_secs(120);
@@ -220,6 +226,13 @@ async fn scenario(client: Client, ns: String) -> Result<(), kube::Error> {
     })
     .await;
 
+    replicas_survive_suspend_and_autoscaling_changes(&client, ns).await?;
+    if let Ok(server) = std::env::var("CRM_E2E_SHARED_SERVER") {
+        shared_rotation_and_deletion(&client, ns, &server).await?;
+    } else {
+        eprintln!("e2e: Shared rotation and deletion skipped: CRM_E2E_SHARED_SERVER is not set");
+    }
+
     // Deletion: owned children go; under Retain the credentials stay.
     tenants
         .delete("northwind", &DeleteParams::foreground())
@@ -234,5 +247,149 @@ async fn scenario(client: Client, ns: String) -> Result<(), kube::Error> {
         secrets.get_opt("northwind-db").await?.is_some(),
         "deletionPolicy Retain keeps the database credentials"
     );
+    Ok(())
+}
+
+/// The spec.replicas of `name` now, if it exists.
+async fn replicas(deployments: &Api<Deployment>, name: &str) -> Option<i32> {
+    deployments.get_opt(name).await.ok()??.spec?.replicas
+}
+
+/// Merge-patches northwind's spec as `kubectl patch --type merge` would.
+async fn patch_spec(tenants: &Api<CrmTenant>, spec: Value) -> Result<(), kube::Error> {
+    let patch = json!({ "spec": spec });
+    tenants
+        .patch("northwind", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(drop)
+}
+
+/// The tenant's sizing once status describes its current generation.
+async fn current_sizing(tenants: &Api<CrmTenant>) -> Option<crm_crds::Sizing> {
+    let tenant = tenants.get("northwind").await.ok()?;
+    let status = tenant.status?;
+    (status.observed_generation == tenant.metadata.generation).then_some(status.sizing?)
+}
+
+/// Suspend and resume under autoscaling, then autoscaling off, on, and an
+/// unrelated change: the count comes back from zero, and otherwise never
+/// falls below the HPA's minimum.
+async fn replicas_survive_suspend_and_autoscaling_changes(
+    client: &Client,
+    ns: &str,
+) -> Result<(), kube::Error> {
+    let tenants: Api<CrmTenant> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+
+    patch_spec(&tenants, json!({ "suspend": true })).await?;
+    eventually("northwind suspended at zero replicas", || async {
+        (replicas(&deployments, "northwind").await? == 0).then_some(())
+    })
+    .await;
+    patch_spec(&tenants, json!({ "suspend": false })).await?;
+    let min = eventually("northwind's sizing after resume", || {
+        current_sizing(&tenants)
+    })
+    .await
+    .min_replicas;
+    eventually("northwind resumed at its base count", || async {
+        (replicas(&deployments, "northwind").await? >= min).then_some(())
+    })
+    .await;
+
+    patch_spec(&tenants, json!({ "autoscaling": { "enabled": false } })).await?;
+    let peak = eventually("northwind's sizing without autoscaling", || {
+        current_sizing(&tenants)
+    })
+    .await
+    .replicas;
+    eventually("northwind at its peak count", || async {
+        (replicas(&deployments, "northwind").await? == peak).then_some(())
+    })
+    .await;
+    patch_spec(&tenants, json!({ "autoscaling": { "enabled": true } })).await?;
+    eventually("northwind's sizing with autoscaling", || {
+        current_sizing(&tenants)
+    })
+    .await;
+    // A removal-only change: the operator no longer sends spec.replicas,
+    // and must have given it up.
+    eventually("spec.replicas given up by the operator", || async {
+        let deployment = deployments.get_opt("northwind").await.ok()??;
+        (!crm_operator::ownership::owns_replicas(&deployment, "crm-operator")).then_some(())
+    })
+    .await;
+    patch_spec(&tenants, json!({ "resources": { "memory": "768Mi" } })).await?;
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < until {
+        if let Some(count) = replicas(&deployments, "northwind").await {
+            assert!(
+                count >= min,
+                "e2e: northwind fell to {count} replicas, below the HPA's minimum {min}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+/// The Shared example on a registered server: ready, its password rotated
+/// (server first, then the Secret), and deleted under `Delete`.
+async fn shared_rotation_and_deletion(
+    client: &Client,
+    ns: &str,
+    server: &str,
+) -> Result<(), kube::Error> {
+    let tenants: Api<CrmTenant> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut tenant = example("enterprise-shared", ns);
+    let name = tenant.name_any();
+    if let Some(database) = tenant.spec.database.as_mut() {
+        database.shared = Some(crm_crds::SharedDatabaseSpec {
+            server: server.to_owned(),
+        });
+        database.deletion_policy = crm_crds::DeletionPolicy::Delete;
+    }
+    let apply = PatchParams::apply(MANAGER).force();
+    tenants.patch(&name, &apply, &Patch::Apply(&tenant)).await?;
+    let password = |secret: Secret| secret.data?.get("password").cloned();
+    let before = eventually("the Shared tenant's database ready", || async {
+        let status = tenants.get(&name).await.ok()?.status?;
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == crm_crds::condition::DATABASE_READY && c.status == "True");
+        if !ready {
+            return None;
+        }
+        password(secrets.get_opt(&format!("{name}-db")).await.ok()??)
+    })
+    .await;
+    let rotate = json!({ "metadata": { "annotations": {
+        crm_crds::annotation::ROTATE_DATABASE_CREDENTIALS: "e2e-1",
+    } } });
+    tenants
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&rotate))
+        .await?;
+    eventually("the Shared password rotated", || async {
+        let now = password(secrets.get_opt(&format!("{name}-db")).await.ok()??)?;
+        let status = tenants.get(&name).await.ok()?.status?;
+        (now != before && status.database_credentials_rotated_at.is_some()).then_some(())
+    })
+    .await;
+    tenants.delete(&name, &DeleteParams::default()).await?;
+    eventually("the Shared tenant deleted (finalizer done)", || async {
+        tenants.get_opt(&name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    eventually("deletionPolicy Delete removing the credentials", || async {
+        secrets
+            .get_opt(&format!("{name}-db"))
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
     Ok(())
 }

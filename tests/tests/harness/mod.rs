@@ -1,0 +1,320 @@
+//! The real kube-runtime controller of `crm-operator run` on a fresh API
+//! double, and what tests do to it as a user or as Kubernetes would.
+#![allow(dead_code, unused_imports)]
+
+pub use std::collections::{BTreeMap, BTreeSet};
+pub use std::sync::Arc;
+pub use std::time::Duration;
+
+pub use crm_crds::{CrmTenant, Phase, annotation, condition};
+pub use crm_operator::build::{self, Credentials};
+pub use crm_operator::controller::{self, Settings};
+pub use crm_operator::metrics::{Metrics, Outcome};
+pub use crm_operator::validate;
+pub use crm_tests::{ApiDouble, Fault, FaultResponse};
+pub use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+pub use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+pub use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+pub use k8s_openapi::api::events::v1::Event;
+pub use kube::api::{Patch, PatchParams, PostParams};
+pub use kube::{Api, ResourceExt};
+pub use serde_json::{Value, json};
+pub use tokio::sync::oneshot;
+pub use tokio::task::JoinHandle;
+
+/// How long the operator gets to converge before a test fails.
+pub const CONVERGE: Duration = Duration::from_secs(30);
+
+/// The controller running against a fresh double.
+pub struct Operator {
+    pub double: ApiDouble,
+    pub metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    autoscaler: JoinHandle<()>,
+}
+
+impl Operator {
+    pub fn start() -> Self {
+        Self::start_with(Settings::default())
+    }
+
+    pub fn start_with(settings: Settings) -> Self {
+        Self::start_on(ApiDouble::new(), settings)
+    }
+
+    /// A controller on an existing API server, as after an operator restart.
+    pub fn start_on(double: ApiDouble, settings: Settings) -> Self {
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settings = Settings {
+            default_image: Some("crm-server:test".into()),
+            ..settings
+        };
+        let task = tokio::spawn(controller::run(
+            double.client(),
+            settings,
+            metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        // Kubernetes' HPA controller, as the double plays it.
+        let autoscaler = double.run_autoscalers(Duration::from_millis(20));
+        Self {
+            double,
+            metrics,
+            stop: Some(stop),
+            task,
+            autoscaler,
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        self.autoscaler.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(CONVERGE, &mut self.task)
+            .await
+            .expect("the controller stops on shutdown")
+            .expect("the controller task does not panic");
+    }
+
+    pub fn tenants(&self, ns: &str) -> Api<CrmTenant> {
+        Api::namespaced(self.double.client(), ns)
+    }
+
+    pub async fn create(&self, tenant: &CrmTenant) -> CrmTenant {
+        self.tenants(&tenant.namespace().expect("namespace"))
+            .create(&PostParams::default(), tenant)
+            .await
+            .expect("create the tenant")
+    }
+
+    /// A JSON merge patch of the tenant, as `kubectl patch --type merge` sends.
+    pub async fn patch(&self, tenant: &CrmTenant, patch: Value) {
+        self.tenants(&tenant.namespace().expect("namespace"))
+            .patch(
+                &tenant.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .expect("patch the tenant");
+    }
+
+    pub fn tenant(&self, tenant: &CrmTenant) -> CrmTenant {
+        self.get(tenant, "")
+            .unwrap_or_else(|| panic!("tenant {} is stored", tenant.name_any()))
+    }
+
+    pub fn get<K>(&self, tenant: &CrmTenant, suffix: &str) -> Option<K>
+    where
+        K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+    {
+        let ns = tenant.namespace().expect("namespace");
+        self.double
+            .get_object::<K>(&ns, &format!("{}{suffix}", tenant.name_any()))
+    }
+
+    /// Polls `check` until it returns something, or fails the test naming `what`.
+    pub async fn eventually<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
+        crm_tests::eventually(
+            &self.double,
+            what,
+            CONVERGE,
+            Duration::from_millis(20),
+            || check(self),
+        )
+        .await
+    }
+
+    pub async fn phase(&self, tenant: &CrmTenant, phase: Phase) -> CrmTenant {
+        let what = format!("phase {phase:?} of {}", tenant.name_any());
+        self.eventually(&what, |op| {
+            let stored = op.tenant(tenant);
+            let status = stored.status.as_ref()?;
+            (status.phase == Some(phase)
+                && status.observed_generation == stored.metadata.generation)
+                .then_some(stored)
+        })
+        .await
+    }
+
+    /// Reports the tenant's replicas (and its PostgreSQL) ready, as the
+    /// Deployment and StatefulSet controllers would.
+    pub fn pods_ready(&self, tenant: &CrmTenant, replicas: i32) {
+        let ns = tenant.namespace().expect("namespace");
+        let name = tenant.name_any();
+        let counts = json!({
+            "replicas": replicas, "readyReplicas": replicas,
+            "availableReplicas": replicas, "updatedReplicas": replicas,
+            "observedGeneration": 1,
+        });
+        assert!(self.double.set_status::<Deployment>(&ns, &name, counts));
+        let postgres = format!("{name}-postgres");
+        if self
+            .double
+            .get_object::<StatefulSet>(&ns, &postgres)
+            .is_some()
+        {
+            let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1 });
+            assert!(
+                self.double
+                    .set_status::<StatefulSet>(&ns, &postgres, counts)
+            );
+        }
+    }
+
+    /// Creates the tenant and walks it to Ready.
+    pub async fn ready(&self, tenant: &CrmTenant) -> CrmTenant {
+        self.create(tenant).await;
+        self.eventually("the Deployment", |op| op.get::<Deployment>(tenant, ""))
+            .await;
+        let stored = self.phase(tenant, Phase::Provisioning).await;
+        let replicas = stored
+            .status
+            .and_then(|s| s.sizing)
+            .map_or(1, |s| s.min_replicas);
+        self.pods_ready(tenant, replicas);
+        self.phase(tenant, Phase::Ready).await
+    }
+
+    /// Waits until `n` more successful reconciles than `since` have finished.
+    pub async fn reconciled(&self, since: u64, n: u64) {
+        self.eventually("more reconciles", |op| {
+            (op.metrics.reconciles(Outcome::Ok) >= since + n).then_some(())
+        })
+        .await;
+    }
+
+    /// Changes the tenant in a way its spec does not see (a label), which
+    /// makes the controller reconcile it once more.
+    pub fn nudge(&self, tenant: &CrmTenant, value: &str) {
+        let ns = tenant.namespace().expect("namespace");
+        assert!(
+            self.double
+                .edit_object::<CrmTenant>(&ns, &tenant.name_any(), |object| {
+                    object["metadata"]["labels"]["nudge"] = json!(value);
+                })
+        );
+    }
+
+    /// Reasons of the Events recorded about the tenant, oldest first.
+    pub fn event_reasons(&self, tenant: &CrmTenant) -> Vec<String> {
+        let ns = tenant.namespace().expect("namespace");
+        let mut events: Vec<Event> = self.double.list_objects::<Event>(&ns);
+        events.retain(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&tenant.name_any())
+        });
+        events.sort_by_key(|e| e.metadata.resource_version.clone());
+        events.into_iter().filter_map(|e| e.reason).collect()
+    }
+
+    /// The sizing in status, once status describes the current generation.
+    pub fn sizing(&self, tenant: &CrmTenant) -> Option<crm_crds::Sizing> {
+        let stored = self.tenant(tenant);
+        let status = stored.status?;
+        (status.observed_generation == stored.metadata.generation).then_some(status.sizing?)
+    }
+
+    pub fn condition(&self, tenant: &CrmTenant, type_: &str) -> Option<(String, String)> {
+        let stored = self.tenant(tenant);
+        let conditions = stored.status?.conditions;
+        let found = conditions.into_iter().find(|c| c.type_ == type_)?;
+        Some((found.status, found.reason))
+    }
+}
+
+pub fn example(name: &str) -> CrmTenant {
+    crm_tests::example(name)
+}
+
+/// `Kind/name` of every object the builders want for this tenant.
+pub fn desired(tenant: &CrmTenant) -> BTreeSet<String> {
+    let validated = validate::validate(tenant).expect("valid example");
+    let credentials = Credentials {
+        api_key: "k".into(),
+        database_password: "p".into(),
+    };
+    build::build(&validated, &credentials)
+        .objects()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or("?"),
+                o["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// `Kind/name` of every object in the namespace labelled as the tenant's;
+/// each is controlled by the tenant, except what holds data under Retain.
+pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<String> {
+    let ns = tenant.namespace().expect("namespace");
+    let mut found = BTreeSet::new();
+    let mut collect = |kind: &str, objects: Vec<kube::core::DynamicObject>| {
+        for object in objects {
+            if object.labels().get("app.kubernetes.io/instance") != Some(&tenant.name_any()) {
+                continue;
+            }
+            let name = object.name_any();
+            let controlled = object
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid && o.controller == Some(true));
+            let retained = name.ends_with("-db") || name.ends_with("-data");
+            assert_eq!(controlled, !retained, "{kind}/{name} owner reference");
+            found.insert(format!("{kind}/{name}"));
+        }
+    };
+    macro_rules! kinds {
+        ($($kind:ty),*) => {$(
+            let objects = double
+                .list_objects::<$kind>(&ns)
+                .into_iter()
+                .map(|o| serde_json::from_value(serde_json::to_value(o).expect("json")).expect("dynamic"))
+                .collect();
+            collect(<$kind as kube::Resource>::kind(&()).as_ref(), objects);
+        )*};
+    }
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    kinds!(
+        ServiceAccount,
+        Secret,
+        ConfigMap,
+        Deployment,
+        Service,
+        HorizontalPodAutoscaler,
+        PodDisruptionBudget,
+        NetworkPolicy,
+        StatefulSet,
+        PersistentVolumeClaim
+    );
+    found
+}
+
+pub fn api_key(secret: &Secret) -> Vec<u8> {
+    secret.data.as_ref().expect("data")["api-key"].0.clone()
+}
+
+pub fn config_hash(deployment: &Deployment) -> String {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get("crm.tenancy.dev/config-hash").cloned())
+        .expect("config-hash annotation")
+}
+
+pub fn spec_replicas(deployment: &Deployment) -> Option<i32> {
+    deployment.spec.as_ref().and_then(|s| s.replicas)
+}
