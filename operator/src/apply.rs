@@ -17,7 +17,7 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
@@ -26,10 +26,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::build::Desired;
-use crate::controller::Stores;
+use crate::kinds::{Orphan, Stores};
 use crate::labels::FIELD_MANAGER;
 use crate::ledger::Ledger;
-use crate::owned::Owned;
 use crate::ownership;
 use crate::validate::Tenant;
 use crate::{Error, Result};
@@ -70,7 +69,6 @@ pub async fn apply_all(
     let mut run = Run {
         client,
         ledger: &stores.applied,
-        owned: &stores.owned,
         tenant,
         report: Report::default(),
     };
@@ -92,29 +90,12 @@ pub async fn apply_all(
     run.all(&stores.network_policies, network_policies.iter())
         .await?;
 
-    // Prune after applying, so a replacement exists before its predecessor goes.
-    let keep_services: Vec<&str> = [Some(service), database_service.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(name)
-        .collect();
-    run.prune(&stores.hpas, &names(hpa.iter())).await?;
-    run.prune(&stores.pdbs, &names(pdb.iter())).await?;
-    run.prune(&stores.network_policies, &names(network_policies.iter()))
-        .await?;
-    run.prune(&stores.statefulsets, &names(database_statefulset.iter()))
-        .await?;
-    run.prune(&stores.services, &keep_services).await?;
-    if tenant.database.deletion_policy == crm_crds::DeletionPolicy::Delete {
-        // Data and the credentials that open it go only when the spec says so.
-        let keep_secrets: Vec<&str> = [Some(api_secret), database_secret.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(name)
-            .collect();
-        run.prune(&stores.secrets, &keep_secrets).await?;
-        run.prune_volumes(&stores.volumes, &names(data_volume.iter()))
-            .await?;
+    // Prune after applying, so a replacement exists before its predecessor
+    // goes. Data and the credentials that open it go only when the spec says so.
+    let data_too = tenant.database.deletion_policy == crm_crds::DeletionPolicy::Delete;
+    let wanted = desired.names();
+    for orphan in stores.orphans(&tenant.owner.uid, &tenant.namespace, &wanted, data_too) {
+        run.delete(&orphan).await?;
     }
     Ok(run.report)
 }
@@ -122,7 +103,6 @@ pub async fn apply_all(
 struct Run<'a> {
     client: &'a Client,
     ledger: &'a Ledger,
-    owned: &'a Owned,
     tenant: &'a Tenant,
     report: Report,
 }
@@ -244,43 +224,27 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn prune<K: Child>(&mut self, store: &Store<K>, keep: &[&str]) -> Result<()> {
-        for name in orphans(store, self.owned, self.tenant, keep) {
-            self.delete::<K>(&name).await?;
-        }
-        Ok(())
-    }
-
-    async fn prune_volumes(
-        &mut self,
-        store: &Store<PartialObjectMeta<PersistentVolumeClaim>>,
-        keep: &[&str],
-    ) -> Result<()> {
-        for name in orphans(store, self.owned, self.tenant, keep) {
-            self.delete::<PersistentVolumeClaim>(&name).await?;
-        }
-        Ok(())
-    }
-
-    async fn delete<K: Child>(&mut self, name: &str) -> Result<()> {
-        match self
-            .api::<K>()
-            .delete(name, &DeleteParams::background())
-            .await
-        {
+    /// Deletes a child the tenant no longer wants; one already gone is fine.
+    async fn delete(&mut self, orphan: &Orphan) -> Result<()> {
+        let Orphan {
+            kind,
+            name,
+            resource,
+        } = orphan;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.tenant.namespace, resource);
+        match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(source) => {
                 return Err(Error::Prune {
-                    kind: <K as k8s_openapi::Resource>::KIND,
-                    name: name.to_owned(),
+                    kind,
+                    name: name.clone(),
                     source,
                 });
             }
         }
-        self.report
-            .pruned
-            .push(format!("{}/{name}", <K as k8s_openapi::Resource>::KIND));
+        self.report.pruned.push(format!("{kind}/{name}"));
         Ok(())
     }
 
@@ -314,37 +278,6 @@ impl<K> Child for K where
         + Sync
         + 'static
 {
-}
-
-/// Names of the tenant's children in `store` that are not in `keep`: owned by
-/// this very tenant (its UID), so a namesake from elsewhere is never touched.
-/// Candidates come from the owner index and are confirmed in the cache.
-fn orphans<K>(store: &Store<K>, owned: &Owned, tenant: &Tenant, keep: &[&str]) -> Vec<String>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    owned
-        .names::<K>(&tenant.owner.uid, &tenant.namespace)
-        .into_iter()
-        .filter(|name| !keep.contains(&name.as_str()))
-        .filter(|name| {
-            store
-                .get(&ObjectRef::new(name).within(&tenant.namespace))
-                .is_some_and(|o| {
-                    o.owner_references()
-                        .iter()
-                        .any(|r| r.uid == tenant.owner.uid)
-                })
-        })
-        .collect()
-}
-
-fn name<K: Resource>(object: &K) -> &str {
-    object.meta().name.as_deref().unwrap_or_default()
-}
-
-fn names<'o, K: Resource + 'o>(objects: impl Iterator<Item = &'o K>) -> Vec<&'o str> {
-    objects.map(name).collect()
 }
 
 /// Whether applying `desired` would change nothing in `live`.

@@ -1,179 +1,36 @@
-//! kube-runtime wiring: watch CrmTenants and everything they own, reconcile
-//! each tenant through validate → build → apply → status.
+//! kube-runtime wiring: watch CrmTenants and every kind of child they own
+//! ([`crate::kinds`]), and reconcile each tenant ([`crate::reconcile`]).
 //!
 //! Children are read from reflector caches, never fetched one by one; volume
 //! claims are watched as metadata only, since nothing of them but their
 //! existence matters here.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
-};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector;
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
+use crate::Error;
+use crate::context::Context;
+use crate::kinds::{self, Watch};
+use crate::labels::CHILD_SELECTOR;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::owned::Owned;
 use crate::reconcile;
 use crate::synced::Synced;
-use crate::{Error, Result};
 use crm_crds::CrmTenant;
 
-/// Label selector matching every object the operator creates.
-pub const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=crm-operator";
-/// Where shared PostgreSQL servers are registered unless told otherwise.
-pub const DEFAULT_SHARED_SERVERS_NAMESPACE: &str = "crm-system";
+pub use crate::context::{DEFAULT_SHARED_SERVERS_NAMESPACE, Settings};
+
 /// Objects per page when watchers list.
 pub const PAGE_SIZE: u32 = 50;
-/// The watches: tenants and the ten child kinds.
-const WATCHES: usize = 11;
-
-/// Where and how the controller runs.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Watch one namespace only; all namespaces when absent.
-    pub namespace: Option<String>,
-    /// Reconcile only tenants matching this label selector.
-    pub selector: Option<String>,
-    /// Tenants reconciled at once.
-    pub concurrency: u16,
-    /// Name this operator reports Events as.
-    pub reporter: String,
-    /// The image tenants run when their spec names none.
-    pub default_image: Option<String>,
-    /// Longest one reconcile may take; a hung API call then counts as a
-    /// transient failure and is retried, instead of blocking the tenant.
-    pub reconcile_timeout: Duration,
-    /// Longest reconciles wait at start for every watch to list.
-    pub cache_sync_timeout: Duration,
-    /// Namespace of the Secrets that register shared PostgreSQL servers: one
-    /// per server, named after it, holding an admin URL under key `url`.
-    pub shared_servers_namespace: String,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            namespace: None,
-            selector: None,
-            concurrency: 8,
-            reporter: crate::labels::FIELD_MANAGER.to_owned(),
-            default_image: None,
-            reconcile_timeout: Duration::from_secs(60),
-            cache_sync_timeout: Duration::from_secs(30),
-            shared_servers_namespace: DEFAULT_SHARED_SERVERS_NAMESPACE.to_owned(),
-        }
-    }
-}
-
-/// Caches of every kind of child, filled by the controller's watches.
-#[derive(Clone, Debug)]
-pub struct Stores {
-    /// ServiceAccounts.
-    pub service_accounts: Store<ServiceAccount>,
-    /// Secrets (API keys, database credentials).
-    pub secrets: Store<Secret>,
-    /// ConfigMaps.
-    pub config_maps: Store<ConfigMap>,
-    /// Deployments.
-    pub deployments: Store<Deployment>,
-    /// Services.
-    pub services: Store<Service>,
-    /// HorizontalPodAutoscalers.
-    pub hpas: Store<HorizontalPodAutoscaler>,
-    /// PodDisruptionBudgets.
-    pub pdbs: Store<PodDisruptionBudget>,
-    /// NetworkPolicies.
-    pub network_policies: Store<NetworkPolicy>,
-    /// StatefulSets (Managed PostgreSQL).
-    pub statefulsets: Store<StatefulSet>,
-    /// PersistentVolumeClaims, metadata only.
-    pub volumes: Store<PartialObjectMeta<PersistentVolumeClaim>>,
-    /// Writes of this process the caches have not shown yet.
-    pub applied: Ledger,
-    /// The children each tenant owns, from the same watches.
-    pub owned: Owned,
-}
-
-/// What every reconcile shares.
-pub struct Context {
-    /// The API client.
-    pub client: Client,
-    /// Caches of the children.
-    pub stores: Stores,
-    /// Publishes Events (and folds repeats of the same one).
-    pub recorder: Recorder,
-    /// Settings the operator runs with.
-    pub settings: Settings,
-    /// Reconcile counts and durations.
-    pub metrics: Arc<Metrics>,
-    /// Consecutive failures per tenant, for backoff.
-    failures: Mutex<HashMap<ObjectRef<CrmTenant>, u32>>,
-    /// Whether every watch has listed.
-    synced: Synced,
-    /// Until when reconciles wait for that.
-    synced_deadline: tokio::time::Instant,
-}
-
-impl std::fmt::Debug for Context {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Context {
-    /// The API of the tenant's namespace, for writes to the tenant itself.
-    pub fn tenants(&self, tenant: &CrmTenant) -> Api<CrmTenant> {
-        Api::namespaced(self.client.clone(), &tenant.namespace().unwrap_or_default())
-    }
-
-    /// Waits until every watch has listed, or until
-    /// [`Settings::cache_sync_timeout`] after start. A restarted operator then sees the children that exist instead
-    /// of applying them all again, while a watch that cannot list (a missing
-    /// permission) holds nothing up for longer.
-    pub async fn caches_synced(&self) {
-        if tokio::time::timeout_at(self.synced_deadline, self.synced.wait())
-            .await
-            .is_err()
-        {
-            tracing::debug!("caches not synced in time; reconciling without them");
-        }
-    }
-
-    /// Forgets the failures of a tenant that reconciled.
-    pub fn succeeded(&self, tenant: &CrmTenant) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&ObjectRef::from_obj(tenant));
-        }
-    }
-
-    /// Counts a failure and returns how many in a row.
-    fn failed(&self, tenant: &CrmTenant) -> u32 {
-        let Ok(mut failures) = self.failures.lock() else {
-            return 1;
-        };
-        let count = failures.entry(ObjectRef::from_obj(tenant)).or_insert(0);
-        *count = count.saturating_add(1);
-        *count
-    }
-}
 
 /// Runs the controller until `shutdown` resolves, counting into `metrics`.
 pub async fn run(
@@ -190,58 +47,31 @@ pub async fn run(
         tenants = tenants.labels(selector);
     }
     let ns = settings.namespace.as_deref();
-    let applied = Ledger::new();
-    let owned = Owned::new();
-    let synced = Synced::new(WATCHES);
+    let synced = Synced::new(kinds::WATCHES);
     let watch = Watch {
         client: &client,
         namespace: ns,
         config: &children,
-        ledger: &applied,
-        owned: &owned,
+        ledger: &Ledger::new(),
+        owned: &Owned::new(),
         synced: &synced,
     };
-    let (service_accounts, sa_events) = watch.cached::<ServiceAccount>();
-    let (secrets, secret_events) = watch.cached::<Secret>();
-    let (config_maps, cm_events) = watch.cached::<ConfigMap>();
-    let (deployments, deploy_events) =
-        watch.cached_with::<Deployment>(crate::ownership::keep_replica_owners);
-    let (services, svc_events) = watch.cached::<Service>();
-    let (hpas, hpa_events) = watch.cached::<HorizontalPodAutoscaler>();
-    let (pdbs, pdb_events) = watch.cached::<PodDisruptionBudget>();
-    let (network_policies, np_events) = watch.cached::<NetworkPolicy>();
-    let (statefulsets, sts_events) = watch.cached::<StatefulSet>();
-    let (volumes, volume_events) = watch.cached::<PartialObjectMeta<PersistentVolumeClaim>>();
-
-    let context = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: settings.reporter.clone(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        ),
-        stores: Stores {
-            service_accounts,
-            secrets,
-            config_maps,
-            deployments,
-            services,
-            hpas,
-            pdbs,
-            network_policies,
-            statefulsets,
-            volumes,
-            applied,
-            owned,
+    let (stores, streams) = watch.all();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: settings.reporter.clone(),
+            instance: std::env::var("POD_NAME").ok(),
         },
-        client: client.clone(),
-        failures: Mutex::new(HashMap::new()),
-        synced: synced.clone(),
-        synced_deadline: tokio::time::Instant::now() + settings.cache_sync_timeout,
-        settings: settings.clone(),
-        metrics: metrics.clone(),
-    });
+    );
+    let context = Arc::new(Context::new(
+        client.clone(),
+        stores,
+        recorder,
+        settings.clone(),
+        metrics.clone(),
+        synced.clone(),
+    ));
     // Status writes (ours included) change neither generation, labels nor
     // annotations: they do not wake the tenant again, so a failure's status
     // update cannot cut its backoff short. A deletion request wakes it: a
@@ -261,17 +91,8 @@ pub async fn run(
                 .combine(deletion_requested),
             PredicateConfig::default(),
         );
-    Controller::for_stream(tenant_events, tenant_cache)
-        .owns_stream(sa_events)
-        .owns_stream(secret_events)
-        .owns_stream(cm_events)
-        .owns_stream(deploy_events)
-        .owns_stream(svc_events)
-        .owns_stream(hpa_events)
-        .owns_stream(pdb_events)
-        .owns_stream(np_events)
-        .owns_stream(sts_events)
-        .owns_stream(volume_events)
+    streams
+        .own(Controller::for_stream(tenant_events, tenant_cache))
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, context)
@@ -306,66 +127,6 @@ where
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
-    }
-}
-
-type Events<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
-
-/// Where and how the child watches list and watch, and who reads their events
-/// besides the caches.
-struct Watch<'a> {
-    client: &'a Client,
-    namespace: Option<&'a str>,
-    config: &'a watcher::Config,
-    ledger: &'a Ledger,
-    owned: &'a Owned,
-    synced: &'a Synced,
-}
-
-impl Watch<'_> {
-    /// A cache of one child kind (`PartialObjectMeta<K>` for metadata
-    /// only), and the stream that fills it and feeds the ledger, the owner
-    /// index and the sync tracker.
-    fn cached<C>(&self) -> (Store<C>, Events<C>)
-    where
-        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + DeserializeOwned
-            + Clone
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
-    {
-        self.cached_with(|object: &mut C| object.managed_fields_mut().clear())
-    }
-
-    /// As [`Self::cached`], with `trim` deciding what of managedFields each
-    /// cached object keeps.
-    fn cached_with<C>(&self, trim: fn(&mut C)) -> (Store<C>, Events<C>)
-    where
-        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + DeserializeOwned
-            + Clone
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
-    {
-        let (reader, writer) = reflector::store();
-        let (ledger, owned, synced) =
-            (self.ledger.clone(), self.owned.clone(), self.synced.clone());
-        let events = watcher(api::<C>(self.client, self.namespace), self.config.clone())
-            .default_backoff()
-            .modify(trim)
-            .reflect(writer)
-            .inspect_ok(move |event| {
-                ledger.observe(event);
-                owned.observe(event);
-                synced.observe(&C::kind(&()), event);
-            })
-            .touched_objects()
-            .boxed();
-        (reader, events)
     }
 }
 

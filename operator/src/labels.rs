@@ -20,6 +20,8 @@ pub const PART_OF: &str = "app.kubernetes.io/part-of";
 /// `app.kubernetes.io/managed-by`: always [`FIELD_MANAGER`]; the controller
 /// watches children by this label.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Label selector matching every object the operator creates.
+pub const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=crm-operator";
 
 /// Which part of a tenant an object belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +90,6 @@ mod tests {
     fn managed_by_label_matches_the_controllers_child_selector() {
         let labels = standard("acme", Component::Server);
         let selector = format!("{MANAGED_BY}={}", labels[MANAGED_BY]);
-        assert_eq!(selector, crate::controller::CHILD_SELECTOR);
+        assert_eq!(selector, CHILD_SELECTOR);
     }
 }

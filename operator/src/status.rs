@@ -174,6 +174,40 @@ pub fn status(
     }
 }
 
+/// The status of a tenant whose spec does not validate: it has no sizing,
+/// so status keeps what it had, with Ready false and Stalled saying why.
+pub fn invalid(
+    previous: Option<&CrmTenantStatus>,
+    generation: Option<i64>,
+    failure: &Failure,
+    now: &Time,
+) -> CrmTenantStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    let mut conditions = Conditions {
+        previous: &status.conditions,
+        now,
+        generation,
+        list: Vec::new(),
+    };
+    conditions.set(condition::READY, false, &failure.reason, &failure.message);
+    conditions.set(condition::STALLED, true, &failure.reason, &failure.message);
+    conditions.set(condition::RECONCILING, false, "Stalled", &failure.message);
+    let updated = conditions.list;
+    for condition in updated {
+        match status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == condition.type_)
+        {
+            Some(slot) => *slot = condition,
+            None => status.conditions.push(condition),
+        }
+    }
+    status.phase = Some(Phase::Degraded);
+    status.observed_generation = generation;
+    status
+}
+
 /// The in-cluster URL of the tenant's CRM API.
 pub fn endpoint(tenant: &Tenant) -> String {
     format!("http://{}.{}.svc:80", tenant.name, tenant.namespace)
@@ -422,6 +456,30 @@ mod tests {
         assert_eq!(first.database_credentials_rotated_at, Some(at(10)));
         let later = status(&growth(), &healthy(), Some(&first), &at(600));
         assert_eq!(later.database_credentials_rotated_at, Some(at(10)));
+    }
+
+    #[test]
+    fn an_invalid_spec_keeps_the_last_status_and_says_why_it_stalled() {
+        let healthy = status(&growth(), &healthy(), None, &at(0));
+        let failure = Failure {
+            reason: "InvalidSpec".into(),
+            message: "spec.tier: bad".into(),
+            permanent: true,
+        };
+        let stalled = invalid(Some(&healthy), Some(2), &failure, &at(5));
+        assert_eq!(stalled.phase, Some(Phase::Degraded));
+        assert_eq!(stalled.observed_generation, Some(2));
+        assert_eq!(stalled.sizing, healthy.sizing);
+        let ready = condition(&stalled, condition::READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InvalidSpec")
+        );
+        assert_eq!(ready.last_transition_time, at(5));
+        assert_eq!(condition(&stalled, condition::STALLED).status, "True");
+        assert_eq!(stalled.conditions.len(), healthy.conditions.len());
+        let again = invalid(Some(&stalled), Some(2), &failure, &at(9));
+        assert_eq!(again, stalled, "nothing moves on a second failure");
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub struct Server {
 }
 
 /// A spec the operator cannot run.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum ValidationError {
     /// The object has no name.
     #[error("metadata.name is missing")]
@@ -133,6 +133,11 @@ pub enum ValidationError {
 
 /// Validates a tenant and runs the capacity model over it.
 pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
+    validate_with(tenant, DEFAULT_SERVER_IMAGE)
+}
+
+/// [`validate`], with the image a tenant runs when its spec names none.
+pub fn validate_with(tenant: &CrmTenant, default_image: &str) -> Result<Tenant, ValidationError> {
     let meta = tenant.meta();
     let name = meta.name.clone().ok_or(ValidationError::MissingName)?;
     let namespace = meta
@@ -161,9 +166,7 @@ pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
             .unwrap_or_else(|| DEFAULT_MEMORY.to_owned()),
         database,
         server: Server {
-            image: server
-                .image
-                .unwrap_or_else(|| DEFAULT_SERVER_IMAGE.to_owned()),
+            image: server.image.unwrap_or_else(|| default_image.to_owned()),
             modules,
             env: server.env.unwrap_or_default(),
             allowed_namespaces: server.allowed_namespaces.unwrap_or_default(),

@@ -425,10 +425,7 @@ fn reconcile_p99(text: &str) -> String {
 
 /// Stores each tenant's desired children as the operator would have created them.
 fn fill_children(double: &ApiDouble, tenants: &[CrmTenant]) -> anyhow::Result<usize> {
-    let credentials = Credentials {
-        api_key: "k".repeat(32),
-        database_password: "p".repeat(32),
-    };
+    let credentials = Credentials::new("k".repeat(32), "p".repeat(32));
     let mut children = 0;
     for tenant in tenants {
         let validated = validate::validate(tenant)

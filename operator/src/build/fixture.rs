@@ -169,8 +169,5 @@ pub(crate) fn all_modes() -> [DatabaseTarget; 4] {
 }
 
 pub(crate) fn credentials() -> Credentials {
-    Credentials {
-        api_key: "api-key-0123456789".into(),
-        database_password: "db-password-0123456789".into(),
-    }
+    Credentials::new("api-key-0123456789", "db-password-0123456789")
 }

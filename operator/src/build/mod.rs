@@ -46,17 +46,55 @@ pub const POSTGRES_PORT: i32 = 5432;
 /// Secret values the tenant's objects carry. Build never invents them: the
 /// reconciler passes what the Secrets already hold (or freshly generated values
 /// the first time), and `plan` passes placeholders.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     /// The CRM's API key.
     pub api_key: String,
     /// The database password (Managed and Shared modes).
     pub database_password: String,
+    /// The rotation request the API key answers, recorded on `<t>-api`.
+    pub api_key_rotated_for: Option<String>,
+    /// The rotation request the password answers, recorded on `<t>-db`.
+    pub database_password_rotated_for: Option<String>,
+    /// Shared: what the shared server gave the tenant.
+    pub shared: Option<SharedConnection>,
+}
+
+impl Credentials {
+    /// An API key and a database password, nothing else.
+    pub fn new(api_key: impl Into<String>, database_password: impl Into<String>) -> Self {
+        Self {
+            api_key: api_key.into(),
+            database_password: database_password.into(),
+            ..Self::default()
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Credentials { .. }")
+    }
+}
+
+/// A Shared tenant's role and database on its shared server, and the URL its
+/// pods connect with (which holds the password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedConnection {
+    /// The login role.
+    pub username: String,
+    /// The database.
+    pub database: String,
+    /// The connection URL, password included.
+    pub url: String,
+}
+
+impl std::fmt::Debug for SharedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedConnection")
+            .field("username", &self.username)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
     }
 }
 
@@ -140,6 +178,39 @@ impl Desired {
         objects.extend(pdb.iter().map(json));
         objects.extend(network_policies.iter().map(json));
         objects
+    }
+}
+
+impl Desired {
+    /// `(kind, name)` of every object, without serialising them.
+    pub fn names(&self) -> Vec<(&'static str, &str)> {
+        fn of<K: k8s_openapi::Resource + kube::Resource>(object: &K) -> (&'static str, &str) {
+            (K::KIND, object.meta().name.as_deref().unwrap_or_default())
+        }
+        let Desired {
+            service_account,
+            api_secret,
+            database_secret,
+            config_map,
+            deployment,
+            service,
+            hpa,
+            pdb,
+            network_policies,
+            data_volume,
+            database_statefulset,
+            database_service,
+        } = self;
+        let mut names = vec![of(service_account), of(api_secret), of(config_map)];
+        names.extend(database_secret.iter().map(of));
+        names.extend([of(deployment), of(service)]);
+        names.extend(hpa.iter().map(of));
+        names.extend(pdb.iter().map(of));
+        names.extend(network_policies.iter().map(of));
+        names.extend(data_volume.iter().map(of));
+        names.extend(database_statefulset.iter().map(of));
+        names.extend(database_service.iter().map(of));
+        names
     }
 }
 

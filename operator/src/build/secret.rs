@@ -12,11 +12,16 @@ use k8s_openapi::api::core::v1::Secret;
 use super::{
     Credentials, POSTGRES_PORT, api_secret_name, data_metadata, database_secret_name, metadata,
 };
-use crate::database::credentials::{API_KEY, PASSWORD};
 use crate::labels::Component;
 use crate::validate::{DatabaseTarget, Tenant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+/// Key of the API key in `<t>-api`.
+pub const API_KEY: &str = "api-key";
+/// Key of the password in `<t>-db`.
+pub const PASSWORD: &str = "password";
+/// Annotation on a Secret recording which rotation request produced its value.
+pub const ROTATED_FOR: &str = "crm.tenancy.dev/rotated-for";
 /// Key of the database user in `<t>-db`.
 pub const USERNAME: &str = "username";
 /// Key of the database name in `<t>-db`.
@@ -29,41 +34,49 @@ pub const MANAGED_USER: &str = "crm";
 
 /// `<t>-api`, key `api-key`.
 pub fn api_secret(tenant: &Tenant, credentials: &Credentials) -> Secret {
-    let meta = metadata(tenant, api_secret_name(tenant), Component::Server);
+    let mut meta = metadata(tenant, api_secret_name(tenant), Component::Server);
+    rotated_for(&mut meta, credentials.api_key_rotated_for.as_deref());
     opaque(meta, [(API_KEY, credentials.api_key.clone())])
 }
 
 /// `<t>-db` for Managed and Shared; Embedded needs no credentials and
-/// External brings its own Secret.
-///
-/// Shared carries only the password here: the role, database and host belong
-/// to the shared server, which build does not know. The reconciler adds
-/// `username`, `database` and `url` to this object before applying it (it
-/// must, since an apply without them by the same field manager would remove
-/// them).
+/// External brings its own Secret. Shared's role, database and URL come
+/// from the shared server (`credentials.shared`); until it answered, only
+/// the password.
 pub fn database_secret(tenant: &Tenant, credentials: &Credentials) -> Option<Secret> {
     let password = credentials.database_password.clone();
-    let data = match &tenant.database.mode {
+    let mut data = match &tenant.database.mode {
         DatabaseTarget::Managed { .. } => vec![
             (USERNAME, MANAGED_USER.to_owned()),
             (DATABASE, MANAGED_USER.to_owned()),
             (URL, managed_url(tenant, &password)),
-            (PASSWORD, password),
         ],
-        DatabaseTarget::Shared { .. } => vec![(PASSWORD, password)],
+        DatabaseTarget::Shared { .. } => match &credentials.shared {
+            Some(shared) => vec![
+                (USERNAME, shared.username.clone()),
+                (DATABASE, shared.database.clone()),
+                (URL, shared.url.clone()),
+            ],
+            None => Vec::new(),
+        },
         DatabaseTarget::Embedded | DatabaseTarget::External { .. } => return None,
     };
+    data.push((PASSWORD, password));
     // The password opens the retained data, so it is kept with it.
-    let meta = data_metadata(tenant, database_secret_name(tenant), Component::Server);
+    let mut meta = data_metadata(tenant, database_secret_name(tenant), Component::Server);
+    rotated_for(
+        &mut meta,
+        credentials.database_password_rotated_for.as_deref(),
+    );
     Some(opaque(meta, data))
 }
 
-/// Completes a Shared `<t>-db` with what the shared server decided: the
-/// role (`username`), the `database` and the `url` the pods connect with.
-pub fn add_shared_connection(secret: &mut Secret, username: &str, database: &str, url: &str) {
-    let data = secret.data.get_or_insert_with(BTreeMap::new);
-    for (key, value) in [(USERNAME, username), (DATABASE, database), (URL, url)] {
-        data.insert(key.to_owned(), ByteString(value.as_bytes().to_vec()));
+/// Records which rotation request a Secret's value answers.
+fn rotated_for(meta: &mut ObjectMeta, request: Option<&str>) {
+    if let Some(request) = request {
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ROTATED_FOR.to_owned(), request.to_owned());
     }
 }
 
@@ -134,10 +147,17 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_secret_is_completed_with_the_servers_role_database_and_url() {
+    fn a_shared_secret_carries_the_servers_role_database_and_url() {
         let tenant = Tenant::test().with_database(fixture::shared());
-        let mut s = database_secret(&tenant, &credentials()).expect("shared has one");
-        add_shared_connection(&mut s, "crm_r", "crm_d", "postgres://crm_r:pw@h:5432/crm_d");
+        let credentials = Credentials {
+            shared: Some(crate::build::SharedConnection {
+                username: "crm_r".into(),
+                database: "crm_d".into(),
+                url: "postgres://crm_r:pw@h:5432/crm_d".into(),
+            }),
+            ..credentials()
+        };
+        let s = database_secret(&tenant, &credentials).expect("shared has one");
         assert_eq!(text(&s, "username").as_deref(), Some("crm_r"));
         assert_eq!(text(&s, "database").as_deref(), Some("crm_d"));
         assert_eq!(
@@ -148,6 +168,17 @@ mod tests {
             text(&s, "password").as_deref(),
             Some("db-password-0123456789")
         );
+    }
+
+    #[test]
+    fn a_rotated_value_records_the_request_it_answers() {
+        let credentials = Credentials {
+            api_key_rotated_for: Some("r1".into()),
+            ..credentials()
+        };
+        let s = api_secret(&Tenant::test(), &credentials);
+        let annotations = s.metadata.annotations.expect("annotations");
+        assert_eq!(annotations[ROTATED_FOR], "r1");
     }
 
     #[test]

@@ -110,10 +110,7 @@ fn plan_file(
 }
 
 fn placeholder_credentials() -> Credentials {
-    Credentials {
-        api_key: GENERATED.into(),
-        database_password: GENERATED.into(),
-    }
+    Credentials::new(GENERATED, GENERATED)
 }
 
 fn validation_problem(error: validate::ValidationError) -> FieldProblem {

@@ -2,19 +2,12 @@
 //! then only read back from the Secrets that hold them, and replaced only when
 //! a rotation annotation asks for it.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::build::Credentials;
+use crate::build::{Credentials, SharedConnection};
 
-/// Key of the API key in `<t>-api`.
-pub const API_KEY: &str = "api-key";
-/// Key of the password in `<t>-db`.
-pub const PASSWORD: &str = "password";
-/// Annotation on a Secret recording which rotation request produced its value.
-pub const ROTATED_FOR: &str = "crm.tenancy.dev/rotated-for";
+pub use crate::build::secret::{API_KEY, PASSWORD, ROTATED_FOR};
 
 /// Random bytes behind every generated secret: 256 bits.
 const SECRET_BYTES: usize = 32;
@@ -99,22 +92,19 @@ fn read(secret: &Secret, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Records on a built Secret which rotation request its value answers.
-pub fn mark(secret: &mut Secret, resolved: &Resolved) {
-    if let Some(request) = &resolved.rotated_for {
-        secret
-            .metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(ROTATED_FOR.to_owned(), request.clone());
-    }
-}
-
-/// Credentials for `build` from the two resolved values.
-pub fn credentials(api_key: &Resolved, database_password: &Resolved) -> Credentials {
+/// Credentials for `build` from the two resolved values and, for Shared,
+/// what the shared server gave the tenant.
+pub fn credentials(
+    api_key: &Resolved,
+    database_password: &Resolved,
+    shared: Option<SharedConnection>,
+) -> Credentials {
     Credentials {
         api_key: api_key.value.clone(),
         database_password: database_password.value.clone(),
+        api_key_rotated_for: api_key.rotated_for.clone(),
+        database_password_rotated_for: database_password.rotated_for.clone(),
+        shared,
     }
 }
 
@@ -177,8 +167,7 @@ mod tests {
         assert_ne!(r.value, "old");
         assert_eq!(r.rotated_for.as_deref(), Some("2"));
 
-        let mut after = secret(API_KEY, &r.value, None);
-        mark(&mut after, &r);
+        let after = secret(API_KEY, &r.value, r.rotated_for.as_deref());
         let again = resolve(Some(&after), API_KEY, Some("2")).expect("resolve");
         assert_eq!(
             again.change, None,

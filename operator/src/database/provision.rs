@@ -22,8 +22,9 @@ use serde_json::json;
 
 use super::shared::{Change, SharedServer};
 use super::sql::{self, Names};
-use crate::controller::Context;
-use crate::reconcile::publish;
+use crate::build::SharedConnection;
+use crate::context::Context;
+use crate::events::publish;
 use crate::validate::Tenant;
 use crate::{Error, Result};
 
@@ -51,6 +52,17 @@ impl std::fmt::Debug for Provisioned {
             .field("names", &self.names)
             .field("changes", &self.changes)
             .finish_non_exhaustive()
+    }
+}
+
+impl Provisioned {
+    /// What build puts in `<t>-db`.
+    pub fn connection(&self) -> SharedConnection {
+        SharedConnection {
+            username: self.names.role.clone(),
+            database: self.names.database.clone(),
+            url: self.url.clone(),
+        }
     }
 }
 
@@ -176,7 +188,12 @@ async fn patch_finalizers(
     let patch = json!({
         "metadata": { "finalizers": finalizers, "resourceVersion": tenant.resource_version() }
     });
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    // Named, so the finalizers' owner reads `crm-operator` in managedFields.
+    let params = PatchParams {
+        field_manager: Some(crate::labels::FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(&name, &params, &Patch::Merge(&patch))
         .await
         .map_err(|source| Error::Finalizer { name, source })?;
     Ok(())

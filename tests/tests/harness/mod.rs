@@ -234,10 +234,7 @@ pub fn example(name: &str) -> CrmTenant {
 /// `Kind/name` of every object the builders want for this tenant.
 pub fn desired(tenant: &CrmTenant) -> BTreeSet<String> {
     let validated = validate::validate(tenant).expect("valid example");
-    let credentials = Credentials {
-        api_key: "k".into(),
-        database_password: "p".into(),
-    };
+    let credentials = Credentials::new("k", "p");
     build::build(&validated, &credentials)
         .objects()
         .iter()

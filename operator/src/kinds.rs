@@ -1,0 +1,271 @@
+//! The one list of child kinds.
+//!
+//! ```text
+//!  children! { field: cached type, kind, what it holds; … }
+//!       ├─► Stores: one reflector cache per kind
+//!       ├─► Watch::all: one watch per kind, feeding its cache, the ledger,
+//!       │   the owner index and the sync tracker
+//!       ├─► Streams::own: the controller `owns` every kind
+//!       ├─► WATCHES: what the sync tracker waits for
+//!       └─► Stores::prune: per kind, the tenant's children minus the desired
+//! ```
+//!
+//! A new kind of child is one line here, one field of `build::Desired`, and
+//! its RBAC rule (a test checks that `rbac` covers every kind listed here).
+
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ApiResource};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::ledger::Ledger;
+use crate::owned::Owned;
+use crate::synced::Synced;
+use crm_crds::CrmTenant;
+
+/// What a kind of child holds, which decides when pruning may remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    /// Configuration the operator can build again at any time.
+    Config,
+    /// The tenant's data or the credentials that open it: removed only
+    /// under `deletionPolicy: Delete`.
+    Data,
+}
+
+/// A child the tenant owns but no longer wants.
+#[derive(Clone, Debug)]
+pub struct Orphan {
+    /// `kind` of the object.
+    pub kind: &'static str,
+    /// `metadata.name`.
+    pub name: String,
+    /// Where the API serves its kind.
+    pub resource: ApiResource,
+}
+
+type Events<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
+
+macro_rules! children {
+    ($($field:ident: $cached:ty, $kind:ty, $holds:expr;)*) => {
+        /// Caches of every kind of child, filled by the controller's watches.
+        #[derive(Clone, Debug)]
+        pub struct Stores {
+            $(
+                #[doc = concat!("`", stringify!($kind), "` children.")]
+                pub $field: Store<$cached>,
+            )*
+            /// Writes of this process the caches have not shown yet.
+            pub applied: Ledger,
+            /// The children each tenant owns, from the same watches.
+            pub owned: Owned,
+        }
+
+        /// The watch streams of every kind, for the controller's `owns`.
+        #[allow(missing_debug_implementations)]
+        pub struct Streams {
+            $($field: Events<$cached>,)*
+        }
+
+        /// Every kind of child as (kind, what it holds).
+        pub const KINDS: &[(&str, Holds)] = &[
+            $((<$kind as k8s_openapi::Resource>::KIND, $holds),)*
+        ];
+
+        /// The watches the sync tracker waits for: tenants and every kind.
+        pub const WATCHES: usize = 1 + KINDS.len();
+
+        impl Watch<'_> {
+            /// Starts a watch of every kind of child.
+            pub fn all(&self) -> (Stores, Streams) {
+                $(let $field = self.cached::<$cached>();)*
+                let stores = Stores {
+                    $($field: $field.0,)*
+                    applied: self.ledger.clone(),
+                    owned: self.owned.clone(),
+                };
+                (stores, Streams { $($field: $field.1,)* })
+            }
+        }
+
+        impl Streams {
+            /// The controller, reconciling a tenant whenever one of its
+            /// children changes.
+            pub fn own(self, controller: Controller<CrmTenant>) -> Controller<CrmTenant> {
+                controller $(.owns_stream(self.$field))*
+            }
+        }
+
+        impl Stores {
+            /// The tenant's children (owned by its UID, confirmed in the
+            /// caches) that `wanted` does not name, kind by kind, leaving out
+            /// what holds data unless `data_too`.
+            pub fn orphans(
+                &self,
+                owner_uid: &str,
+                namespace: &str,
+                wanted: &[(&str, &str)],
+                data_too: bool,
+            ) -> Vec<Orphan> {
+                let mut found = Vec::new();
+                $(
+                    if data_too || $holds != Holds::Data {
+                        let kind = <$kind as k8s_openapi::Resource>::KIND;
+                        found.extend(
+                            orphans(&self.$field, &self.owned, owner_uid, namespace, kind, wanted)
+                                .into_iter()
+                                .map(|name| Orphan {
+                                    kind,
+                                    name,
+                                    resource: ApiResource::erase::<$kind>(&()),
+                                }),
+                        );
+                    }
+                )*
+                found
+            }
+        }
+    };
+}
+
+children! {
+    service_accounts: ServiceAccount, ServiceAccount, Holds::Config;
+    secrets: Secret, Secret, Holds::Data;
+    config_maps: ConfigMap, ConfigMap, Holds::Config;
+    deployments: Deployment, Deployment, Holds::Config;
+    services: Service, Service, Holds::Config;
+    hpas: HorizontalPodAutoscaler, HorizontalPodAutoscaler, Holds::Config;
+    pdbs: PodDisruptionBudget, PodDisruptionBudget, Holds::Config;
+    network_policies: NetworkPolicy, NetworkPolicy, Holds::Config;
+    statefulsets: StatefulSet, StatefulSet, Holds::Config;
+    // Metadata only: nothing of a claim but its existence matters here.
+    volumes: PartialObjectMeta<PersistentVolumeClaim>, PersistentVolumeClaim, Holds::Data;
+}
+
+/// Names of the tenant's children of `kind` in `store` that `wanted` does
+/// not name: candidates from the owner index, confirmed in the cache as
+/// owned by this very tenant (its UID), so a namesake is never touched.
+fn orphans<K>(
+    store: &Store<K>,
+    owned: &Owned,
+    owner_uid: &str,
+    namespace: &str,
+    kind: &str,
+    wanted: &[(&str, &str)],
+) -> Vec<String>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    owned
+        .names::<K>(owner_uid, namespace)
+        .into_iter()
+        .filter(|name| !wanted.contains(&(kind, name.as_str())))
+        .filter(|name| {
+            store
+                .get(&ObjectRef::new(name).within(namespace))
+                .is_some_and(|o| o.owner_references().iter().any(|r| r.uid == owner_uid))
+        })
+        .collect()
+}
+
+/// Where and how the child watches list and watch, and who reads their events
+/// besides the caches.
+#[allow(missing_debug_implementations)]
+pub struct Watch<'a> {
+    /// The API client.
+    pub client: &'a Client,
+    /// One namespace, or all.
+    pub namespace: Option<&'a str>,
+    /// Label selector and page size.
+    pub config: &'a watcher::Config,
+    /// Ends ledger entries as our writes arrive.
+    pub ledger: &'a Ledger,
+    /// The owner index.
+    pub owned: &'a Owned,
+    /// Counts the watches that have listed.
+    pub synced: &'a Synced,
+}
+
+/// What a cache keeps of an object: children drop `managedFields`, except
+/// that a Deployment keeps who owns `spec.replicas`.
+pub trait Trim {
+    /// Drops what the operator never compares.
+    fn trim(&mut self);
+}
+
+macro_rules! drop_managed_fields {
+    ($($kind:ty),*) => {$(
+        impl Trim for $kind {
+            fn trim(&mut self) {
+                self.managed_fields_mut().clear();
+            }
+        }
+    )*};
+}
+
+drop_managed_fields!(
+    ServiceAccount,
+    Secret,
+    ConfigMap,
+    Service,
+    HorizontalPodAutoscaler,
+    PodDisruptionBudget,
+    NetworkPolicy,
+    StatefulSet,
+    PartialObjectMeta<PersistentVolumeClaim>
+);
+
+impl Trim for Deployment {
+    fn trim(&mut self) {
+        crate::ownership::keep_replica_owners(self);
+    }
+}
+
+impl Watch<'_> {
+    /// A cache of one child kind (`PartialObjectMeta<K>` for metadata
+    /// only), and the stream that fills it and feeds the ledger, the owner
+    /// index and the sync tracker.
+    fn cached<C>(&self) -> (Store<C>, Events<C>)
+    where
+        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Trim
+            + DeserializeOwned
+            + Clone
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (reader, writer) = reflector::store();
+        let (ledger, owned, synced) =
+            (self.ledger.clone(), self.owned.clone(), self.synced.clone());
+        let api = match self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        let events = watcher(api, self.config.clone())
+            .default_backoff()
+            .modify(C::trim)
+            .reflect(writer)
+            .inspect_ok(move |event| {
+                ledger.observe(event);
+                owned.observe(event);
+                synced.observe(&C::kind(&()), event);
+            })
+            .touched_objects()
+            .boxed();
+        (reader, events)
+    }
+}
