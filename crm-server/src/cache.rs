@@ -1,44 +1,35 @@
-//! A small LRU cache for hot reads (companies and contacts by id).
+//! A small LRU cache for hot reads, of any key and value (the customers
+//! module keeps companies and contacts by id in it).
 //!
 //! Consistency: every write on this replica evicts the entries it touches
 //! before answering, so a replica never serves its own stale data. Other
 //! replicas may serve an entry for at most the TTL (`CRM_CACHE_TTL_SECS`,
 //! default 5 s) after a write elsewhere; set it to 0 to disable the cache.
 
+use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-use crate::customers::{Company, Contact};
-
-/// What the cache holds.
-#[derive(Debug, Clone)]
-pub enum Entry {
-    /// A company.
-    Company(Company),
-    /// A contact.
-    Contact(Contact),
-}
-
-/// Key: kind and id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// A company id.
-    Company(i64),
-    /// A contact id.
-    Contact(i64),
-}
-
 /// Shared, bounded, time-limited cache.
-#[derive(Debug, Clone)]
-pub struct Cache {
-    inner: Arc<Mutex<LruCache<Key, (Instant, Entry)>>>,
+#[derive(Debug)]
+pub struct Cache<K: Hash + Eq, V> {
+    inner: Arc<Mutex<LruCache<K, (Instant, V)>>>,
     ttl: Duration,
 }
 
-impl Cache {
+impl<K: Hash + Eq, V> Clone for Cache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            ttl: self.ttl,
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// A cache of `capacity` entries living `ttl` each.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
@@ -49,15 +40,15 @@ impl Cache {
     }
 
     /// A fresh entry, if any.
-    pub fn get(&self, key: Key) -> Option<Entry> {
+    pub fn get(&self, key: &K) -> Option<V> {
         if self.ttl.is_zero() {
             return None;
         }
         let mut c = self.inner.lock().ok()?;
-        match c.get(&key) {
+        match c.get(key) {
             Some((at, e)) if at.elapsed() < self.ttl => Some(e.clone()),
             Some(_) => {
-                c.pop(&key);
+                c.pop(key);
                 None
             }
             None => None,
@@ -65,7 +56,7 @@ impl Cache {
     }
 
     /// Remember an entry.
-    pub fn put(&self, key: Key, entry: Entry) {
+    pub fn put(&self, key: K, entry: V) {
         if self.ttl.is_zero() {
             return;
         }
@@ -75,9 +66,9 @@ impl Cache {
     }
 
     /// Forget one entry.
-    pub fn evict(&self, key: Key) {
+    pub fn evict(&self, key: &K) {
         if let Ok(mut c) = self.inner.lock() {
-            c.pop(&key);
+            c.pop(key);
         }
     }
 

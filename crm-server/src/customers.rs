@@ -8,7 +8,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::cache::{Entry, Key};
 use crate::db::{Sql, now, rows};
 use crate::domain::{Email, Name};
 use crate::error::{ApiResult, db_error};
@@ -17,6 +16,24 @@ use crate::pagination::Lister;
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 pub mod csv_io;
+
+/// What the read cache holds for this module.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// A company.
+    Company(Company),
+    /// A contact.
+    Contact(Contact),
+}
+
+/// The read cache's key: kind and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A company id.
+    Company(i64),
+    /// A contact id.
+    Contact(i64),
+}
 
 /// Routes of the customers module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -135,7 +152,7 @@ async fn create_company(
 
 /// Fetch a company by id.
 pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
-    if let Some(Entry::Company(c)) = st.cache.get(Key::Company(id)) {
+    if let Some(Entry::Company(c)) = st.cache.get(&Key::Company(id)) {
         st.metrics.cache_hits.inc();
         return Ok(c);
     }
@@ -161,7 +178,7 @@ async fn update_company(
     JsonBody(b): JsonBody<CompanyInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
-    st.cache.evict(Key::Company(id));
+    st.cache.evict(&Key::Company(id));
     let mut sql = Sql::new("UPDATE companies SET name = ");
     sql.bind(String::from(b.name))
         .push(", domain = ")
@@ -178,7 +195,7 @@ async fn update_company(
         .map_err(|e| db_error(e, "name"))?;
     // Evicted again after the write: a read racing the update may have
     // cached the old row in between.
-    st.cache.evict(Key::Company(id));
+    st.cache.evict(&Key::Company(id));
     let c: Company = stale_or_missing(&st, "companies", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
@@ -316,7 +333,7 @@ async fn create_contact(
 
 /// Fetch a contact by id.
 pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
-    if let Some(Entry::Contact(c)) = st.cache.get(Key::Contact(id)) {
+    if let Some(Entry::Contact(c)) = st.cache.get(&Key::Contact(id)) {
         st.metrics.cache_hits.inc();
         return Ok(c);
     }
@@ -342,7 +359,7 @@ async fn update_contact(
     JsonBody(b): JsonBody<ContactInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
-    st.cache.evict(Key::Contact(id));
+    st.cache.evict(&Key::Contact(id));
     let mut sql = Sql::new("UPDATE contacts SET first_name = ");
     sql.bind(String::from(b.first_name))
         .push(", last_name = ")
@@ -359,7 +376,7 @@ async fn update_contact(
         .fetch_optional(&st.db.pool)
         .await
         .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
-    st.cache.evict(Key::Contact(id));
+    st.cache.evict(&Key::Contact(id));
     let c: Contact = stale_or_missing(&st, "contacts", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
@@ -378,6 +395,6 @@ async fn delete_contact(
         &headers,
     )
     .await;
-    st.cache.evict(Key::Contact(id));
+    st.cache.evict(&Key::Contact(id));
     res
 }

@@ -158,17 +158,6 @@ impl Sql {
         self
     }
 
-    /// Append `value` as a comma-separated list of placeholders.
-    pub fn bind_list(&mut self, values: Vec<Val>) -> &mut Self {
-        for (i, v) in values.into_iter().enumerate() {
-            if i > 0 {
-                self.text.push_str(", ");
-            }
-            self.bind(v);
-        }
-        self
-    }
-
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
         // Safe: `text` only ever receives static fragments and `$n` markers.
         let mut q = sqlx::query(AssertSqlSafe(self.text.clone()));

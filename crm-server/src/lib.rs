@@ -60,7 +60,7 @@ pub struct AppState {
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
     /// Hot-read cache for companies and contacts.
-    pub cache: cache::Cache,
+    pub cache: cache::Cache<customers::Key, customers::Entry>,
 }
 
 impl AppState {

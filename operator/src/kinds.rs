@@ -45,6 +45,19 @@ pub enum Holds {
     Data,
 }
 
+/// One kind of child, as RBAC and pruning see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    /// `kind`.
+    pub kind: &'static str,
+    /// API group, empty for the core group.
+    pub group: &'static str,
+    /// Plural resource name.
+    pub plural: &'static str,
+    /// What it holds.
+    pub holds: Holds,
+}
+
 /// A child the tenant owns but no longer wants.
 #[derive(Clone, Debug)]
 pub struct Orphan {
@@ -79,9 +92,14 @@ macro_rules! children {
             $($field: Events<$cached>,)*
         }
 
-        /// Every kind of child as (kind, what it holds).
-        pub const KINDS: &[(&str, Holds)] = &[
-            $((<$kind as k8s_openapi::Resource>::KIND, $holds),)*
+        /// Every kind of child.
+        pub const KINDS: &[Kind] = &[
+            $(Kind {
+                kind: <$kind as k8s_openapi::Resource>::KIND,
+                group: <$kind as k8s_openapi::Resource>::GROUP,
+                plural: <$kind as k8s_openapi::Resource>::URL_PATH_SEGMENT,
+                holds: $holds,
+            },)*
         ];
 
         /// The watches the sync tracker waits for: tenants and every kind.
@@ -267,5 +285,26 @@ impl Watch<'_> {
             .touched_objects()
             .boxed();
         (reader, events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rbac::{RULES, Scope};
+
+    #[test]
+    fn rbac_lets_the_operator_watch_apply_and_prune_every_kind_of_child() {
+        for kind in KINDS {
+            let rule = RULES
+                .iter()
+                .find(|r| r.group == kind.group && r.resource == kind.plural)
+                .unwrap_or_else(|| panic!("no RBAC rule for {}", kind.plural));
+            assert_eq!(rule.scope, Scope::Cluster, "{}", kind.plural);
+            for verb in ["create", "delete", "list", "patch", "watch"] {
+                assert!(rule.verbs.contains(&verb), "{} lacks {verb}", kind.plural);
+            }
+        }
+        assert_eq!(WATCHES, KINDS.len() + 1);
     }
 }

@@ -43,20 +43,6 @@ pub struct Election {
     pub renew_before_secs: u64,
 }
 
-impl Election {
-    /// Election for `identity` with the defaults of the install manifests:
-    /// a 15 s lease, renewed every 5 s or so.
-    pub fn new(namespace: &str, identity: &str) -> Self {
-        Self {
-            lease_name: "crm-operator".into(),
-            namespace: namespace.into(),
-            identity: identity.into(),
-            duration_secs: 15,
-            renew_before_secs: 10,
-        }
-    }
-}
-
 /// Why the election could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ElectionError {

@@ -1,12 +1,18 @@
 //! The CrmTenant operator.
 //!
 //! ```text
-//! CrmTenant ─► validate ─► build ─► apply (+ prune) ─► status
-//!              (model)     (pure)   (server-side)      (conditions, sizing)
+//! CrmTenant ─► validate ─► resolve ─────────► build ─► apply (+ prune) ─► status ─► events
+//!              (model)     (credentials,      (pure)   (server-side,      (pure)
+//!                           Shared database)            ownership)
 //! ```
 //!
-//! `model`, `validate` and `build` do no I/O and take no clients; `apply`,
-//! `status` and `controller` wire them to the API server through kube-runtime.
+//! `model`, `validate`, `build` and `status` are pure: no I/O, no clients.
+//! `reconcile` runs the flow for one tenant, `apply` and `database` talk to
+//! the API server and the shared PostgreSQL servers, `kinds` lists every kind
+//! of child once (caches, watches, pruning), `context` holds what reconciles
+//! share, `events` tells `kubectl describe` what happened, and `controller`
+//! wires it all to kube-runtime. Modules depend on each other one way only;
+//! `tests/tests/layers.rs` keeps it so.
 #![forbid(unsafe_code)]
 
 pub mod apply;

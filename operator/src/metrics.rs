@@ -158,11 +158,6 @@ impl Metrics {
         self.api_requests.with_label_values(&[verb, code]).inc();
     }
 
-    /// API requests so far with this verb and code.
-    pub fn api_requests(&self, verb: &str, code: &str) -> u64 {
-        self.api_requests.with_label_values(&[verb, code]).get()
-    }
-
     /// Whether this replica leads (and runs the controller).
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));

@@ -356,8 +356,13 @@ async fn rotating_the_api_key_replaces_it_once_and_rolls_the_pods() {
         })
         .await;
     assert!(new_key.len() >= 32, "at least 256 bits, URL-safe encoded");
-    let new_hash = config_hash(&operator.get::<Deployment>(&tenant, "").expect("deployment"));
-    assert_ne!(new_hash, old_hash, "the pod template changes, so pods roll");
+    // The Deployment is applied after the Secret, in the same reconcile.
+    operator
+        .eventually("the pod template changed, so pods roll", |op| {
+            let hash = config_hash(&op.get::<Deployment>(&tenant, "")?);
+            (hash != old_hash).then_some(())
+        })
+        .await;
     operator
         .eventually("a CredentialsRotated Event", |op| {
             op.event_reasons(&tenant)

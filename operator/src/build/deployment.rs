@@ -17,9 +17,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config_map::SQLITE_DIR;
+use super::secret::API_KEY;
 use super::secret::URL;
 use super::{SERVER_PORT, SERVER_PORT_NAME, cpu_quantity, metadata};
-use crate::database::credentials::API_KEY;
 use crate::labels::{self, Component};
 use crate::validate::{DatabaseTarget, Tenant};
 

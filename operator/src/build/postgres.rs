@@ -30,11 +30,11 @@ use sha2::{Digest, Sha256};
 use super::deployment::{
     CONFIG_HASH, container_security, empty_dir, from_secret, mount, pod_security, selector,
 };
+use super::secret::PASSWORD;
 use super::secret::{DATABASE, MANAGED_USER, USERNAME};
 use super::{
     Credentials, POSTGRES_PORT, cpu_quantity, database_secret_name, metadata, postgres_name,
 };
-use crate::database::credentials::PASSWORD;
 use crate::labels::{self, Component};
 use crate::validate::{DatabaseTarget, Tenant};
 

@@ -93,11 +93,6 @@ impl SharedServer {
         })
     }
 
-    /// The server's registered name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `postgres://role:password@host:port/database`, what the tenant's pods
     /// connect with, with the admin URL's `sslmode` when it set one. Names
     /// are plain ASCII ([`super::sql::names`]) and generated passwords
