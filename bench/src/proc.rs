@@ -58,7 +58,7 @@ pub fn self_status_kib(field: &str) -> Option<u64> {
     status_kib("self", field)
 }
 
-/// A `Vm*:` line of another process's /proc/<pid>/status in KiB.
+/// A `Vm*:` line of another process's `/proc/<pid>/status` in KiB.
 pub fn pid_status_kib(pid: u32, field: &str) -> Option<u64> {
     status_kib(&pid.to_string(), field)
 }
