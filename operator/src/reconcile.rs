@@ -237,6 +237,10 @@ fn observe(tenant: &Tenant, context: &Context, paused: bool) -> Observed {
     let available_replicas = deployment_status
         .and_then(|s| s.available_replicas)
         .unwrap_or(0);
+    let desired_replicas = deployment
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas);
     let database = match &tenant.database.mode {
         DatabaseTarget::Managed { .. } => {
             let name = format!("{}-postgres", tenant.name);
@@ -265,6 +269,7 @@ fn observe(tenant: &Tenant, context: &Context, paused: bool) -> Observed {
     Observed {
         ready_replicas,
         available_replicas,
+        desired_replicas,
         database,
         error: None,
         paused,
