@@ -30,7 +30,9 @@ use crate::status::CrmTenantStatus;
     validation = Rule::new("size(self.metadata.name) <= 54 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS label of at most 54 characters starting with a letter, so that every derived object name stays valid"),
     printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.ready", description = "ready/desired replicas"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.ready", description = "ready replicas over those wanted now (the Deployment's spec.replicas, which the autoscaler sets)"),
+    printcolumn(name = "Replicas", type_ = "string", json_path = ".status.replicaRange", description = "the autoscaler's min..max, or the fixed replica count", priority = 1),
+    printcolumn(name = "Peak", type_ = "integer", json_path = ".status.sizing.replicas", description = "replicas the capacity model sizes for the peak load", priority = 1),
     printcolumn(name = "Capacity", type_ = "number", json_path = ".status.sizing.capacityRequestsPerSecond", description = "requests per second at the target utilisation"),
     printcolumn(name = "P95", type_ = "number", json_path = ".status.sizing.predictedP95LatencyMs", description = "predicted p95 latency at peak, in milliseconds"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),

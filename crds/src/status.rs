@@ -38,9 +38,21 @@ pub struct CrmTenantStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
 
-    /// Ready replicas over the desired count, as `kubectl get` shows it.
+    /// Replicas of the CRM server wanted now: the Deployment's
+    /// `spec.replicas`, which the autoscaler sets while it runs; before the
+    /// Deployment exists, the count it starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+
+    /// Ready replicas over the replicas wanted now (`readyReplicas/desiredReplicas`),
+    /// as a Deployment's READY column shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
+
+    /// The replica range: `min..max` of the autoscaler, or the fixed count
+    /// without autoscaling (zero while suspended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_range: Option<String>,
 
     /// When the database credentials were last rotated (on the database
     /// server, then in the Secret), after a

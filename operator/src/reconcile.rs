@@ -254,6 +254,10 @@ fn observe(
     let available_replicas = deployment_status
         .and_then(|s| s.available_replicas)
         .unwrap_or(0);
+    let desired_replicas = deployment
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas);
     let shared = resolved.and_then(|r| r.shared.as_ref());
     let database = match &tenant.database.mode {
         DatabaseTarget::Shared { .. } if let Some(provisioned) = shared => DatabaseState {
@@ -291,6 +295,7 @@ fn observe(
     Observed {
         ready_replicas,
         available_replicas,
+        desired_replicas,
         database,
         error: None,
         paused,

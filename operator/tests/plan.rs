@@ -42,6 +42,37 @@ fn plan(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("crm-operator finishes")
 }
 
+/// `count` small tenants as one multi-document stream, as `kustomize build`
+/// renders a GitOps repository of customers.
+fn fleet(count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "apiVersion: crm.tenancy.dev/v1alpha1\nkind: CrmTenant\n\
+                 metadata:\n  name: t{i:05}\n  namespace: fleet-{}\n\
+                 spec:\n  load:\n    activeUsers: {}\n",
+                i % 20,
+                10 + i % 50
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// A file of its own for one test, under Cargo's scratch directory.
+fn scratch_file(name: &str, contents: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, contents).expect("write scratch file");
+    path
+}
+
+fn tenant_names(output: &Output) -> Vec<String> {
+    json_lines(output)
+        .iter()
+        .map(|t| t["tenant"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -234,10 +265,93 @@ fn the_same_tenant_twice_is_refused() {
         std::fs::read_to_string(workspace().join("examples/growth-managed.yaml")).expect("example");
     let output = plan(&["examples/growth-managed.yaml", "-"], Some(&example));
     assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
     assert!(
-        text(&output.stderr).contains("crm-tenants/northwind"),
-        "{}",
-        text(&output.stderr)
+        stderr.contains("<stdin> (document 1): tenant crm-tenants/northwind: metadata.name")
+            && stderr.contains("first in examples/growth-managed.yaml, document 1"),
+        "{stderr}"
+    );
+}
+
+// The YAML reader's default budget stopped `plan` at 1,024 documents.
+#[test]
+fn five_thousand_tenants_in_one_file_plan() {
+    let file = scratch_file("fleet-5000.yaml", &fleet(5000));
+    let output = plan(&["-o", "json", file.to_str().expect("UTF-8 path")], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let names = tenant_names(&output);
+    assert_eq!(names.len(), 5000);
+    assert_eq!(
+        (names[0].as_str(), names[4999].as_str()),
+        ("t00000", "t04999")
+    );
+}
+
+// Past the old limit on standard input too, as `kustomize build | plan -`
+// sends it; fewer tenants than above, since each costs a few milliseconds in
+// a debug build.
+#[test]
+fn a_fleet_streams_in_on_standard_input() {
+    let output = plan(&["-o", "json", "-"], Some(&fleet(1100)));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let names = tenant_names(&output);
+    assert_eq!(names.len(), 1100);
+    assert_eq!(names[1024], "t01024", "past the old limit, in order");
+}
+
+#[test]
+fn a_problem_deep_in_a_stream_names_its_document() {
+    let bad = |name: &str| {
+        fleet(1)
+            .replace("t00000", name)
+            .replace("activeUsers: 10", "activeUsers: -1")
+    };
+    // A bad first document also keeps the run cheap: nothing is rendered
+    // once a problem is known.
+    let stream = format!(
+        "{}---\n{}---\n# an empty document is not counted\n---\n{}",
+        bad("first"),
+        fleet(1100),
+        bad("last")
+    );
+    let output = plan(&["-"], Some(&stream));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    for expected in [
+        "<stdin> (document 1): tenant fleet-0/first: spec.load.activeUsers",
+        "<stdin> (document 1102): tenant fleet-0/last: spec.load.activeUsers",
+    ] {
+        assert!(stderr.contains(expected), "{expected} missing: {stderr}");
+    }
+}
+
+#[test]
+fn input_over_the_size_limit_is_refused_naming_the_flag_that_raises_it() {
+    let big = format!("{}# {}\n", fleet(1), "x".repeat(1_200_000));
+    let file = scratch_file("over-one-mib.yaml", &big);
+    let path = file.to_str().expect("UTF-8 path");
+    let output = plan(&["--max-input-mib", "1", path], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("larger than 1 MiB") && stderr.contains("--max-input-mib"),
+        "{stderr}"
+    );
+    let raised = plan(&["--max-input-mib", "2", path], None);
+    assert!(raised.status.success(), "{}", text(&raised.stderr));
+}
+
+#[test]
+fn a_document_beyond_the_readers_per_document_limit_is_named_as_such() {
+    let huge = format!("{}  extra: [{}]\n", fleet(1), vec!["0"; 300_000].join(","));
+    let file = scratch_file("huge-document.yaml", &huge);
+    let output = plan(&[file.to_str().expect("UTF-8 path")], None);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("per-document limit of 250000 nodes"),
+        "{stderr}"
     );
 }
 

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use admission::{Problem, admit_document};
-pub use plan::{PlanError, plan};
+pub use plan::{DEFAULT_MAX_INPUT_MIB, PlanError, ReadLimits, plan};
 
 /// Runs a CRM for every CrmTenant: sizes it from its load, builds it, keeps it running.
 #[derive(Debug, Parser)]
@@ -33,6 +33,10 @@ pub enum Command {
     /// fields, CEL rules), and prints each tenant's sizing followed by its
     /// manifests. Secret values are shown as `<generated>`. Exit code 2 on bad
     /// input, with one message per problem naming the file, tenant and field.
+    ///
+    /// Documents are read one at a time, with no limit on their number (a
+    /// whole fleet from `kustomize build ... | crm-operator plan -`); each
+    /// input may be up to `--max-input-mib` large.
     Plan(PlanArgs),
     /// Print the CrmTenant CustomResourceDefinition as YAML.
     Crd,
@@ -183,6 +187,10 @@ pub struct PlanArgs {
     /// Namespace of tenants whose manifest names none (as kubectl would).
     #[arg(short, long, default_value = "default")]
     pub namespace: String,
+    /// The most read from one FILE (or standard input), in MiB; larger input
+    /// is refused with an error that names this flag.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_INPUT_MIB, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_input_mib: u64,
 }
 
 /// How `plan` prints.
@@ -202,7 +210,14 @@ pub fn run_offline(command: &Command, out: &mut impl Write, err: &mut impl Write
             ExitCode::FAILURE
         }
         Command::Crd => write_or_fail(out, err, &crm_crds::crd_yaml()),
-        Command::Plan(args) => match plan(&args.files, &args.namespace, args.output) {
+        Command::Plan(args) => match plan(
+            &args.files,
+            &args.namespace,
+            args.output,
+            ReadLimits {
+                max_input_mib: args.max_input_mib,
+            },
+        ) {
             Ok(text) => write_or_fail(out, err, &text),
             Err(PlanError::Invalid(problems)) => {
                 for problem in problems {

@@ -10,34 +10,29 @@ use serde_json::{Value, json};
 use super::plan::Planned;
 use crate::model::ModelCondition;
 
-/// The text output of every planned tenant.
-pub fn text(planned: &[Planned]) -> String {
-    let mut out = String::new();
-    for p in planned {
-        summary(&mut out, p);
-        for object in objects(p) {
-            let yaml = serde_saphyr::to_string(&object).unwrap_or_else(|e| format!("# {e}\n"));
-            let _ = write!(out, "---\n{yaml}");
-        }
+/// Appends one tenant's text output: its sizing summary, then its objects.
+pub fn text(out: &mut String, p: &Planned) {
+    summary(out, p);
+    for object in objects(p) {
+        let yaml = serde_saphyr::to_string(&object).unwrap_or_else(|e| format!("# {e}\n"));
+        let _ = write!(out, "---\n{yaml}");
     }
-    out
 }
 
-/// One JSON object per tenant, one per line.
-pub fn json_lines(planned: &[Planned]) -> String {
-    planned
-        .iter()
-        .map(|p| {
-            let line = json!({
-                "tenant": p.tenant.name,
-                "namespace": p.tenant.namespace,
-                "sizing": p.tenant.capacity.sizing,
-                "conditions": p.tenant.capacity.conditions.iter().map(condition_json).collect::<Vec<_>>(),
-                "objects": objects(p),
-            });
-            format!("{line}\n")
-        })
-        .collect()
+/// Appends one tenant's JSON object, on a line of its own.
+pub fn json_line(out: &mut String, p: &Planned) {
+    let line = json!({
+        "tenant": p.tenant.name,
+        "namespace": p.tenant.namespace,
+        "sizing": p.tenant.capacity.sizing,
+        "conditions": p.tenant.capacity.conditions.iter().map(condition_json).collect::<Vec<_>>(),
+        "objects": objects(p),
+    });
+    // Straight to bytes: `Display` would go through a formatter per token.
+    out.push_str(
+        &serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+    );
+    out.push('\n');
 }
 
 fn summary(out: &mut String, p: &Planned) {
