@@ -61,31 +61,62 @@ pub struct CompanyInput {
     pub industry: Option<Name>,
 }
 
-/// List filters shared by companies and contacts.
+/// Company list filters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Case-insensitive text search on names and emails.
+pub struct CompanyParams {
+    /// Case-insensitive text search on name and domain.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
-    /// Contacts only: company filter.
-    pub company_id: Option<i64>,
     /// Created on or after this date.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before this date.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// `field` or `-field`.
+    #[param(pattern = r"^-?(name|created_at|id)$")]
     pub sort: Option<String>,
     /// Opaque cursor from `next_cursor`.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size, 1..=200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/companies", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Company>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+/// Contact list filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContactParams {
+    /// Case-insensitive text search on names and emails.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    pub q: Option<String>,
+    /// Only contacts of this company.
+    pub company_id: Option<i64>,
+    /// Created on or after this date.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    pub created_from: Option<String>,
+    /// Created on or before this date.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    pub created_to: Option<String>,
+    /// `field` or `-field`.
+    #[param(pattern = r"^-?(last_name|first_name|email|created_at|id)$")]
+    pub sort: Option<String>,
+    /// Opaque cursor from `next_cursor`.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+    /// Page size, 1..=200.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/companies", tag = "customers", params(CompanyParams), responses((status = 200, description = "Success", body = Page<Company>)), security(("api_key" = [])))]
 async fn list_companies(
     State(st): State<AppState>,
-    Q(p): Q<ListParams>,
+    Q(p): Q<CompanyParams>,
 ) -> ApiResult<axum::Json<Page<Company>>> {
     let mut sql = Sql::new("SELECT * FROM companies WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
@@ -109,7 +140,7 @@ async fn list_companies(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company)), security(("api_key" = [])))]
 async fn create_company(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<CompanyInput>,
@@ -147,13 +178,13 @@ pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
     Ok(c)
 }
 
-#[utoipa::path(get, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
 async fn get_company(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_company(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = CompanyInput, responses((status = 200, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = CompanyInput, responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
 async fn update_company(
     State(st): State<AppState>,
     Id(id): Id,
@@ -183,7 +214,7 @@ async fn update_company(
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(delete, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_company(
     State(st): State<AppState>,
     Id(id): Id,
@@ -243,10 +274,10 @@ pub struct ContactInput {
     pub company_id: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/contacts", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Contact>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/contacts", tag = "customers", params(ContactParams), responses((status = 200, description = "Success", body = Page<Contact>)), security(("api_key" = [])))]
 async fn list_contacts(
     State(st): State<AppState>,
-    Q(p): Q<ListParams>,
+    Q(p): Q<ContactParams>,
 ) -> ApiResult<axum::Json<Page<Contact>>> {
     let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
@@ -305,7 +336,7 @@ where
     one(row)
 }
 
-#[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact)), security(("api_key" = [])))]
 async fn create_contact(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<ContactInput>,
@@ -328,13 +359,13 @@ pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
     Ok(c)
 }
 
-#[utoipa::path(get, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
 async fn get_contact(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_contact(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = ContactInput, responses((status = 200, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = ContactInput, responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
 async fn update_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -364,7 +395,7 @@ async fn update_contact(
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(delete, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_contact(
     State(st): State<AppState>,
     Id(id): Id,

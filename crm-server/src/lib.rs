@@ -115,7 +115,7 @@ pub fn app(state: AppState) -> Router {
         api = api.merge(reports::router());
     }
     let (api, doc) = api.split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = axum::body::Bytes::from(openapi::complete(&doc).to_string());
     let api = api
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

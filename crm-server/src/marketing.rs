@@ -96,24 +96,32 @@ impl CampaignInput {
 #[into_params(parameter_in = Query)]
 pub struct CampaignParams {
     /// Text search on the name.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Only this status.
+    #[param(value_type = Option<CampaignStatus>)]
     pub status: Option<String>,
     /// Only this channel.
+    #[param(value_type = Option<Channel>)]
     pub channel: Option<String>,
     /// Created on or after.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// Sort field.
+    #[param(pattern = r"^-?(name|starts_on|created_at|id)$")]
     pub sort: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/campaigns", tag = "marketing", params(CampaignParams), responses((status = 200, description = "Success", body = Page<Campaign>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/campaigns", tag = "marketing", params(CampaignParams), responses((status = 200, description = "Success", body = Page<Campaign>)), security(("api_key" = [])))]
 async fn list_campaigns(
     State(st): State<AppState>,
     Q(p): Q<CampaignParams>,
@@ -144,7 +152,7 @@ async fn list_campaigns(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign)), security(("api_key" = [])))]
 async fn create_campaign(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<CampaignInput>,
@@ -180,13 +188,13 @@ async fn fetch_campaign(st: &AppState, id: i64) -> ApiResult<Campaign> {
     one(sql.fetch_optional(&st.db.pool).await?)
 }
 
-#[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
 async fn get_campaign(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_campaign(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), request_body = CampaignInput, responses((status = 200, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = CampaignInput, responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
 async fn update_campaign(
     State(st): State<AppState>,
     Id(id): Id,
@@ -215,7 +223,7 @@ async fn update_campaign(
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(delete, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_campaign(
     State(st): State<AppState>,
     Id(id): Id,
@@ -263,14 +271,17 @@ pub struct MemberInput {
 #[into_params(parameter_in = Query)]
 pub struct MemberParams {
     /// Only this response.
+    #[param(value_type = Option<MemberResponse>)]
     pub response: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(put, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id"), ("contact_id" = i64, Path, description = "Contact id")), request_body = MemberInput, responses((status = 200, description = "Success", body = Member), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id", minimum = 1), ("contact_id" = i64, Path, description = "Contact id", minimum = 1)), request_body = MemberInput, responses((status = 200, description = "Success", body = Member)), security(("api_key" = [])))]
 async fn put_member(
     State(st): State<AppState>,
     Ids(campaign, contact): Ids,
@@ -297,7 +308,7 @@ async fn put_member(
     Ok((StatusCode::OK, axum::Json(m)).into_response())
 }
 
-#[utoipa::path(delete, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id"), ("contact_id" = i64, Path, description = "Contact id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id", minimum = 1), ("contact_id" = i64, Path, description = "Contact id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_member(
     State(st): State<AppState>,
     Ids(campaign, contact): Ids,
@@ -310,7 +321,7 @@ async fn delete_member(
     }
 }
 
-#[utoipa::path(get, path = "/campaigns/{id}/members", tag = "marketing", params(("id" = i64, Path, description = "Resource id"), MemberParams), responses((status = 200, description = "Success", body = Page<Member>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/campaigns/{id}/members", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1), MemberParams), responses((status = 200, description = "Success", body = Page<Member>)), security(("api_key" = [])))]
 async fn list_members(
     State(st): State<AppState>,
     Id(id): Id,

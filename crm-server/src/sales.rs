@@ -92,26 +92,34 @@ pub struct DealInput {
 #[into_params(parameter_in = Query)]
 pub struct DealParams {
     /// Text search on the title.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Only this stage.
+    #[param(value_type = Option<DealStage>)]
     pub stage: Option<String>,
     /// Only this company.
     pub company_id: Option<i64>,
     /// Only this owner.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub owner: Option<String>,
     /// Created on or after.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// Sort field.
+    #[param(pattern = r"^-?(title|amount_minor|expected_close|created_at|stage|id)$")]
     pub sort: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/deals", tag = "sales", params(DealParams), responses((status = 200, description = "Success", body = Page<Deal>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/deals", tag = "sales", params(DealParams), responses((status = 200, description = "Success", body = Page<Deal>)), security(("api_key" = [])))]
 async fn list_deals(
     State(st): State<AppState>,
     Q(p): Q<DealParams>,
@@ -154,7 +162,7 @@ fn ref_error(e: sqlx::Error) -> ApiError {
     fk_field(db_error(e, "id"), "company_id or contact_id")
 }
 
-#[utoipa::path(post, path = "/deals", tag = "sales", request_body = DealInput, responses((status = 201, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/deals", tag = "sales", request_body = DealInput, responses((status = 201, description = "Success", body = Deal)), security(("api_key" = [])))]
 async fn create_deal(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<DealInput>,
@@ -195,13 +203,13 @@ async fn fetch_deal(st: &AppState, id: i64) -> ApiResult<Deal> {
     one(sql.fetch_optional(&st.db.pool).await?)
 }
 
-#[utoipa::path(get, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
 async fn get_deal(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let d = fetch_deal(&st, id).await?;
     Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
-#[utoipa::path(put, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), request_body = DealInput, responses((status = 200, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = DealInput, responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
 async fn update_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -241,7 +249,7 @@ async fn update_deal(
     Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
-#[utoipa::path(delete, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -272,7 +280,7 @@ pub struct Order {
     pub created_at: String,
 }
 
-#[utoipa::path(post, path = "/deals/{id}/order", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 201, description = "Success", body = Order), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/deals/{id}/order", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 201, description = "Success", body = Order)), security(("api_key" = [])))]
 async fn create_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let deal = fetch_deal(&st, id).await?;
     if deal.stage != DealStage::Won.as_str() {
@@ -303,18 +311,23 @@ async fn create_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<Respo
 #[into_params(parameter_in = Query)]
 pub struct OrderParams {
     /// Created on or after.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// Sort field.
+    #[param(pattern = r"^-?(amount_minor|created_at|id)$")]
     pub sort: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/orders", tag = "sales", params(OrderParams), responses((status = 200, description = "Success", body = Page<Order>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/orders", tag = "sales", params(OrderParams), responses((status = 200, description = "Success", body = Page<Order>)), security(("api_key" = [])))]
 async fn list_orders(
     State(st): State<AppState>,
     Q(p): Q<OrderParams>,
@@ -331,7 +344,7 @@ async fn list_orders(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(get, path = "/orders/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Order), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/orders/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Order)), security(("api_key" = [])))]
 async fn get_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<axum::Json<Order>> {
     let mut sql = Sql::new("SELECT * FROM orders WHERE id = ");
     sql.bind(id);

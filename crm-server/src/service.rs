@@ -96,26 +96,34 @@ pub struct FeedbackInput {
 #[into_params(parameter_in = Query)]
 pub struct TicketParams {
     /// Text search on the subject.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Only this status.
+    #[param(value_type = Option<TicketStatus>)]
     pub status: Option<String>,
     /// Only this priority.
+    #[param(value_type = Option<Priority>)]
     pub priority: Option<String>,
     /// Only this contact.
     pub contact_id: Option<i64>,
     /// Created on or after.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// Sort field.
+    #[param(pattern = r"^-?(created_at|subject|status|id)$")]
     pub sort: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/tickets", tag = "service", params(TicketParams), responses((status = 200, description = "Success", body = Page<Ticket>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/tickets", tag = "service", params(TicketParams), responses((status = 200, description = "Success", body = Page<Ticket>)), security(("api_key" = [])))]
 async fn list_tickets(
     State(st): State<AppState>,
     Q(p): Q<TicketParams>,
@@ -153,7 +161,7 @@ fn is_done(s: TicketStatus) -> bool {
     matches!(s, TicketStatus::Resolved | TicketStatus::Closed)
 }
 
-#[utoipa::path(post, path = "/tickets", tag = "service", request_body = TicketInput, responses((status = 201, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/tickets", tag = "service", request_body = TicketInput, responses((status = 201, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn create_ticket(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<TicketInput>,
@@ -183,7 +191,7 @@ async fn create_ticket(
     Ok(with_etag(StatusCode::CREATED, t.version, &t))
 }
 
-#[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn get_ticket(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let mut sql = Sql::new("SELECT * FROM tickets WHERE id = ");
     sql.bind(id);
@@ -191,7 +199,7 @@ async fn get_ticket(State(st): State<AppState>, Id(id): Id) -> ApiResult<Respons
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-#[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn update_ticket(
     State(st): State<AppState>,
     Id(id): Id,
@@ -229,7 +237,7 @@ async fn update_ticket(
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-#[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(("id" = i64, Path, description = "Resource id")), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn put_feedback(
     State(st): State<AppState>,
     Id(id): Id,
@@ -251,7 +259,7 @@ async fn put_feedback(
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-#[utoipa::path(delete, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_ticket(
     State(st): State<AppState>,
     Id(id): Id,

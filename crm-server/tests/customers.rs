@@ -152,6 +152,31 @@ both!(stale_write_is_412, |app: TestApp| async move {
         .call(Method::PUT, &path, Some(json!({"name": "Acme 3"})))
         .await;
     assert_eq!(none.status, StatusCode::PRECONDITION_REQUIRED);
+    let body = json!({"name": "Acme 4"});
+    let empty = app
+        .call_with(Method::PUT, &path, Some(body.clone()), &[("if-match", "")])
+        .await;
+    assert_eq!(
+        empty.status,
+        StatusCode::PRECONDITION_REQUIRED,
+        "empty is missing"
+    );
+    for malformed in ["{}", "1", "\"x\"", "\"99999999999999999999\""] {
+        let r = app
+            .call_with(
+                Method::PUT,
+                &path,
+                Some(body.clone()),
+                &[("if-match", malformed)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "If-Match: {malformed}");
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("If-Match"))
+        );
+    }
     let got = app.call(Method::GET, &path, None).await;
     assert_eq!(got.body["name"], "Acme 1");
 });
@@ -350,7 +375,12 @@ both!(
     csv_import_refuses_what_is_not_csv_and_writes_nothing,
     |app: TestApp| async move {
         for path in ["/api/v1/contacts.csv", "/api/v1/companies.csv"] {
-            for ct in ["application/json", "text/plain", "text/csvx", "multipart/form-data"] {
+            for ct in [
+                "application/json",
+                "text/plain",
+                "text/csvx",
+                "multipart/form-data",
+            ] {
                 let r = app.post_raw(path, ct, b"{}".to_vec()).await;
                 assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {ct}");
                 assert!(r.is_problem());
@@ -361,8 +391,14 @@ both!(
             assert_eq!(r.body["field"], "header");
             let detail = r.body["detail"].as_str().unwrap_or("");
             assert!(detail.contains("unknown column \"{}\""), "{detail}");
-            let r = app.post_raw(path, "text/csv; charset=utf-8", Vec::new()).await;
-            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: empty body");
+            let r = app
+                .post_raw(path, "text/csv; charset=utf-8", Vec::new())
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path}: empty body"
+            );
             assert!(
                 r.body["detail"]
                     .as_str()

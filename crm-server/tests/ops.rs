@@ -224,7 +224,9 @@ async fn small_responses_go_out_uncompressed_and_large_ones_compressed() {
         )
         .await;
     let id = c.body["id"].as_i64().expect("id");
-    let small = app.send(browser_get(&format!("/api/v1/contacts/{id}"))).await;
+    let small = app
+        .send(browser_get(&format!("/api/v1/contacts/{id}")))
+        .await;
     assert_eq!(small.status, StatusCode::OK);
     assert!(
         small.raw.len() < 1024,
@@ -249,7 +251,11 @@ async fn small_responses_go_out_uncompressed_and_large_ones_compressed() {
         encoding.is_some_and(|v| v == "br" || v == "gzip"),
         "a 41-contact page is compressed: {encoding:?}"
     );
-    assert_eq!(large.body, serde_json::Value::Null, "the body is not plain JSON");
+    assert_eq!(
+        large.body,
+        serde_json::Value::Null,
+        "the body is not plain JSON"
+    );
 }
 
 #[tokio::test]
@@ -265,6 +271,8 @@ async fn the_minimum_size_is_a_setting() {
         )
         .await;
     let id = c.body["id"].as_i64().expect("id");
-    let r = app.send(browser_get(&format!("/api/v1/contacts/{id}"))).await;
+    let r = app
+        .send(browser_get(&format!("/api/v1/contacts/{id}")))
+        .await;
     assert!(r.headers.contains_key(header::CONTENT_ENCODING));
 }

@@ -146,11 +146,16 @@ fn parse_rows<T: serde::de::DeserializeOwned>(body: &[u8], cols: Columns) -> Api
             };
             obj.insert(h.to_string(), value);
         }
-        let row = serde_path_to_error::deserialize(serde_json::Value::Object(obj)).map_err(|e| {
-            let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { format!(".{field}") };
-            ApiError::invalid(format!("[{}]{field}", i + 1), e.into_inner().to_string())
-        })?;
+        let row =
+            serde_path_to_error::deserialize(serde_json::Value::Object(obj)).map_err(|e| {
+                let field = e.path().to_string();
+                let field = if field == "." {
+                    String::new()
+                } else {
+                    format!(".{field}")
+                };
+                ApiError::invalid(format!("[{}]{field}", i + 1), e.into_inner().to_string())
+            })?;
         out.push(row);
     }
     Ok(out)
