@@ -11,9 +11,10 @@ use crate::AppState;
 use crate::cache::{Entry, Key};
 use crate::db::{Sql, now, rows};
 use crate::domain::{Email, Name};
-use crate::error::{ApiResult, db_error};
+use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, JsonBody, Page, Q, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 pub mod csv_io;
@@ -22,9 +23,19 @@ pub mod csv_io;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_companies, create_company))
-        .routes(routes!(get_company, update_company, delete_company))
+        .routes(routes!(
+            get_company,
+            update_company,
+            patch_company,
+            delete_company
+        ))
         .routes(routes!(list_contacts, create_contact))
-        .routes(routes!(get_contact, update_contact, delete_contact))
+        .routes(routes!(
+            get_contact,
+            update_contact,
+            patch_contact,
+            delete_contact
+        ))
         .merge(csv_io::router())
 }
 
@@ -192,6 +203,36 @@ async fn update_company(
     JsonBody(b): JsonBody<CompanyInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_company(&st, id, expected, b).await
+}
+
+/// Fields of a company a PUT sends.
+const COMPANY_FIELDS: &[&str] = &["name", "domain", "industry"];
+
+#[utoipa::path(patch, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = CompanyInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
+async fn patch_company(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    st.cache.evict(Key::Company(id));
+    let current = fetch_company(&st, id).await?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let b = patch::apply(&current, COMPANY_FIELDS, p)?;
+    write_company(&st, id, Some(current.version), b).await
+}
+
+/// Replace a company's fields if its version is `expected` (any when None).
+async fn write_company(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: CompanyInput,
+) -> ApiResult<Response> {
     st.cache.evict(Key::Company(id));
     let mut sql = Sql::new("UPDATE companies SET name = ");
     sql.bind(String::from(b.name))
@@ -210,7 +251,7 @@ async fn update_company(
     // Evicted again after the write: a read racing the update may have
     // cached the old row in between.
     st.cache.evict(Key::Company(id));
-    let c: Company = stale_or_missing(&st, "companies", id, row).await?;
+    let c: Company = stale_or_missing(st, "companies", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
@@ -373,6 +414,36 @@ async fn update_contact(
     JsonBody(b): JsonBody<ContactInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_contact(&st, id, expected, b).await
+}
+
+/// Fields of a contact a PUT sends.
+const CONTACT_FIELDS: &[&str] = &["first_name", "last_name", "email", "phone", "company_id"];
+
+#[utoipa::path(patch, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = ContactInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
+async fn patch_contact(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    st.cache.evict(Key::Contact(id));
+    let current = fetch_contact(&st, id).await?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let b = patch::apply(&current, CONTACT_FIELDS, p)?;
+    write_contact(&st, id, Some(current.version), b).await
+}
+
+/// Replace a contact's fields if its version is `expected` (any when None).
+async fn write_contact(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: ContactInput,
+) -> ApiResult<Response> {
     st.cache.evict(Key::Contact(id));
     let mut sql = Sql::new("UPDATE contacts SET first_name = ");
     sql.bind(String::from(b.first_name))
@@ -391,7 +462,7 @@ async fn update_contact(
         .await
         .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
     st.cache.evict(Key::Contact(id));
-    let c: Contact = stale_or_missing(&st, "contacts", id, row).await?;
+    let c: Contact = stale_or_missing(st, "contacts", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 

@@ -14,6 +14,7 @@ pub mod notes;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod patch;
 pub mod reports;
 pub mod sales;
 pub mod seed;

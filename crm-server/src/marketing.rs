@@ -13,13 +13,19 @@ use crate::domain::{CampaignStatus, Channel, Currency, Date, MemberResponse, Min
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, Ids, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 /// Routes of the marketing module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_campaigns, create_campaign))
-        .routes(routes!(get_campaign, update_campaign, delete_campaign))
+        .routes(routes!(
+            get_campaign,
+            update_campaign,
+            patch_campaign,
+            delete_campaign
+        ))
         .routes(routes!(list_members))
         .routes(routes!(put_member, delete_member))
 }
@@ -202,6 +208,43 @@ async fn update_campaign(
     JsonBody(b): JsonBody<CampaignInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_campaign(&st, id, expected, b).await
+}
+
+/// Fields of a campaign a PUT sends.
+const CAMPAIGN_FIELDS: &[&str] = &[
+    "name",
+    "channel",
+    "status",
+    "budget_minor",
+    "currency",
+    "starts_on",
+    "ends_on",
+];
+
+#[utoipa::path(patch, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = CampaignInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
+async fn patch_campaign(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let current = fetch_campaign(&st, id).await?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let b = patch::apply(&current, CAMPAIGN_FIELDS, p)?;
+    write_campaign(&st, id, Some(current.version), b).await
+}
+
+/// Replace a campaign's fields if its version is `expected` (any when None).
+async fn write_campaign(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: CampaignInput,
+) -> ApiResult<Response> {
     b.check()?;
     let mut sql = Sql::new("UPDATE campaigns SET name = ");
     sql.bind(String::from(b.name))
@@ -219,7 +262,7 @@ async fn update_campaign(
         .bind(id);
     versioned(&mut sql, expected);
     let row = sql.fetch_optional(&st.db.pool).await?;
-    let c: Campaign = stale_or_missing(&st, "campaigns", id, row).await?;
+    let c: Campaign = stale_or_missing(st, "campaigns", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 

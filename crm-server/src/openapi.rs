@@ -96,7 +96,61 @@ pub fn complete(doc: &OpenApi) -> Value {
             }
         }
     }
+    patch_bodies(&mut v);
     v
+}
+
+/// A PATCH body is a merge patch of a PUT body (`XInput`): its own schema
+/// `XPatch` has no required member, and `null` (remove, so back to the
+/// default) is allowed wherever the PUT body may omit the member.
+fn patch_bodies(v: &mut Value) {
+    let mut wanted = Vec::new();
+    if let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            // `pointer_mut`, not indexing: indexing would insert the members.
+            let pointer = "/patch/requestBody/content/application~1merge-patch+json/schema/$ref";
+            let Some(schema) = item.pointer_mut(pointer) else {
+                continue;
+            };
+            let Some(input) = schema.as_str().and_then(|r| r.rsplit('/').next()) else {
+                continue;
+            };
+            let input = input.to_string();
+            let name = input.replace("Input", "Patch");
+            *schema = json!(format!("#/components/schemas/{name}"));
+            wanted.push((input, name));
+        }
+    }
+    let Some(schemas) = v
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (input, name) in wanted {
+        let Some(mut patch) = schemas.get(&input).cloned() else {
+            continue;
+        };
+        let required = patch
+            .as_object_mut()
+            .and_then(|o| o.remove("required"))
+            .unwrap_or_else(|| json!([]));
+        if let Some(props) = patch.get_mut("properties").and_then(Value::as_object_mut) {
+            for (field, prop) in props.iter_mut() {
+                let optional = !required
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|f| f == field.as_str()));
+                if optional && !prop.to_string().contains("\"null\"") {
+                    *prop = json!({"anyOf": [prop.clone(), {"type": "null"}]});
+                }
+            }
+        }
+        patch["description"] = json!(format!(
+            "JSON merge patch (RFC 7396) of a {input}: members to change; null removes an \
+             optional member"
+        ));
+        schemas.insert(name, patch);
+    }
 }
 
 fn complete_operation(method: &str, path: &str, op: &mut Map<String, Value>) {

@@ -13,13 +13,14 @@ use crate::domain::{Currency, Date, DealStage, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 /// Routes of the sales module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_deals, create_deal))
-        .routes(routes!(get_deal, update_deal, delete_deal))
+        .routes(routes!(get_deal, update_deal, patch_deal, delete_deal))
         .routes(routes!(create_order))
         .routes(routes!(list_orders))
         .routes(routes!(get_order))
@@ -217,6 +218,44 @@ async fn update_deal(
     JsonBody(b): JsonBody<DealInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_deal(&st, id, expected, b).await
+}
+
+/// Fields of a deal a PUT sends.
+const DEAL_FIELDS: &[&str] = &[
+    "title",
+    "company_id",
+    "contact_id",
+    "stage",
+    "amount_minor",
+    "currency",
+    "expected_close",
+    "owner",
+];
+
+#[utoipa::path(patch, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = DealInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
+async fn patch_deal(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let current = fetch_deal(&st, id).await?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let b = patch::apply(&current, DEAL_FIELDS, p)?;
+    write_deal(&st, id, Some(current.version), b).await
+}
+
+/// Replace a deal's fields if its version is `expected` (any when None).
+async fn write_deal(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: DealInput,
+) -> ApiResult<Response> {
     let ts = now();
     let mut sql = Sql::new("UPDATE deals SET title = ");
     sql.bind(String::from(b.title))
@@ -245,7 +284,7 @@ async fn update_deal(
         .bind(id);
     versioned(&mut sql, expected);
     let row = sql.fetch_optional(&st.db.pool).await.map_err(ref_error)?;
-    let d: Deal = stale_or_missing(&st, "deals", id, row).await?;
+    let d: Deal = stale_or_missing(st, "deals", id, row).await?;
     Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 

@@ -13,13 +13,19 @@ use crate::domain::{Name, Priority, Rating, Text, TicketStatus};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 /// Routes of the service module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_tickets, create_ticket))
-        .routes(routes!(get_ticket, update_ticket, delete_ticket))
+        .routes(routes!(
+            get_ticket,
+            update_ticket,
+            patch_ticket,
+            delete_ticket
+        ))
         .routes(routes!(put_feedback))
 }
 
@@ -193,10 +199,14 @@ async fn create_ticket(
 
 #[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn get_ticket(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
+    let t = fetch_ticket(&st, id).await?;
+    Ok(with_etag(StatusCode::OK, t.version, &t))
+}
+
+async fn fetch_ticket(st: &AppState, id: i64) -> ApiResult<Ticket> {
     let mut sql = Sql::new("SELECT * FROM tickets WHERE id = ");
     sql.bind(id);
-    let t: Ticket = one(sql.fetch_optional(&st.db.pool).await?)?;
-    Ok(with_etag(StatusCode::OK, t.version, &t))
+    one(sql.fetch_optional(&st.db.pool).await?)
 }
 
 #[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
@@ -207,6 +217,35 @@ async fn update_ticket(
     JsonBody(b): JsonBody<TicketInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_ticket(&st, id, expected, b).await
+}
+
+/// Fields of a ticket a PUT sends.
+const TICKET_FIELDS: &[&str] = &["subject", "description", "contact_id", "status", "priority"];
+
+#[utoipa::path(patch, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = TicketInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
+async fn patch_ticket(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let current = fetch_ticket(&st, id).await?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let b = patch::apply(&current, TICKET_FIELDS, p)?;
+    write_ticket(&st, id, Some(current.version), b).await
+}
+
+/// Replace a ticket's fields if its version is `expected` (any when None).
+async fn write_ticket(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: TicketInput,
+) -> ApiResult<Response> {
     let ts = now();
     let mut sql = Sql::new("UPDATE tickets SET subject = ");
     sql.bind(String::from(b.subject));
@@ -233,7 +272,7 @@ async fn update_ticket(
         .fetch_optional(&st.db.pool)
         .await
         .map_err(|e| fk_field(db_error(e, "id"), "contact_id"))?;
-    let t: Ticket = stale_or_missing(&st, "tickets", id, row).await?;
+    let t: Ticket = stale_or_missing(st, "tickets", id, row).await?;
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
