@@ -17,6 +17,7 @@ use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
+pub mod csv_export;
 pub mod csv_io;
 
 /// Routes of the customers module.
