@@ -220,10 +220,12 @@ async fn patch_company(
     let expected = require_if_match(&headers)?;
     st.cache.evict(Key::Company(id));
     let current = fetch_company(&st, id).await?;
+    // The body is judged before the version, as for PUT: a bad patch is 422
+    // whatever version it names.
+    let b = patch::apply(&current, COMPANY_FIELDS, p)?;
     if expected.is_some_and(|v| v != current.version) {
         return Err(ApiError::PreconditionFailed);
     }
-    let b = patch::apply(&current, COMPANY_FIELDS, p)?;
     write_company(&st, id, Some(current.version), b).await
 }
 
@@ -431,10 +433,12 @@ async fn patch_contact(
     let expected = require_if_match(&headers)?;
     st.cache.evict(Key::Contact(id));
     let current = fetch_contact(&st, id).await?;
+    // The body is judged before the version, as for PUT: a bad patch is 422
+    // whatever version it names.
+    let b = patch::apply(&current, CONTACT_FIELDS, p)?;
     if expected.is_some_and(|v| v != current.version) {
         return Err(ApiError::PreconditionFailed);
     }
-    let b = patch::apply(&current, CONTACT_FIELDS, p)?;
     write_contact(&st, id, Some(current.version), b).await
 }
 

@@ -43,3 +43,26 @@ both!(
         assert_eq!(count, n);
     }
 );
+
+#[tokio::test]
+async fn a_compressed_export_arrives_whole() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let app = TestApp::new(common::Backend::Sqlite).await;
+    let req = Request::get("/api/v1/contacts.csv")
+        .header(header::AUTHORIZATION, format!("Bearer {}", common::KEY))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .expect("req");
+    let res = app.router.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(
+        res.headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.as_bytes()),
+        Some(&b"gzip"[..])
+    );
+    let body = res.into_body().collect().await;
+    assert!(body.is_ok(), "{:?}", body.err());
+}

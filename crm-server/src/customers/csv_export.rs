@@ -43,15 +43,28 @@ where
             let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
         }
     });
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let mut res = Body::from_stream(body).into_response();
+    let mut res = Body::from_stream(Chunks(rx)).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
     res
+}
+
+/// The receiving end as a body stream. Unlike `stream::unfold`, it may be
+/// polled again after its end (compression does), answering `None` again.
+#[derive(Debug)]
+struct Chunks(mpsc::Receiver<Chunk>);
+
+impl futures::Stream for Chunks {
+    type Item = Chunk;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Chunk>> {
+        self.get_mut().0.poll_recv(cx)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
