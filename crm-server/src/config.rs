@@ -126,6 +126,15 @@ pub struct Config {
         global = true
     )]
     pub max_body_bytes: usize,
+    /// Responses smaller than this many bytes are sent uncompressed even
+    /// when the client accepts gzip or brotli.
+    #[arg(
+        long,
+        env = "CRM_COMPRESS_MIN_BYTES",
+        default_value_t = crate::DEFAULT_COMPRESS_MIN_BYTES,
+        global = true
+    )]
+    pub compress_min_bytes: u64,
 }
 
 /// The modules a server exposes.

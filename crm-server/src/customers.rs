@@ -10,11 +10,13 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::domain::{Email, Name};
-use crate::error::{ApiResult, db_error};
+use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, JsonBody, Page, Q, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
+pub mod csv_export;
 pub mod csv_io;
 
 /// What the read cache holds for this module.
@@ -39,9 +41,19 @@ pub enum Key {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_companies, create_company))
-        .routes(routes!(get_company, update_company, delete_company))
+        .routes(routes!(
+            get_company,
+            update_company,
+            patch_company,
+            delete_company
+        ))
         .routes(routes!(list_contacts, create_contact))
-        .routes(routes!(get_contact, update_contact, delete_contact))
+        .routes(routes!(
+            get_contact,
+            update_contact,
+            patch_contact,
+            delete_contact
+        ))
         .merge(csv_io::router())
 }
 
@@ -78,31 +90,62 @@ pub struct CompanyInput {
     pub industry: Option<Name>,
 }
 
-/// List filters shared by companies and contacts.
+/// Company list filters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Case-insensitive text search on names and emails.
+pub struct CompanyParams {
+    /// Case-insensitive text search on name and domain.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
-    /// Contacts only: company filter.
-    pub company_id: Option<i64>,
     /// Created on or after this date.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before this date.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// `field` or `-field`.
+    #[param(pattern = r"^-?(name|created_at|id)$")]
     pub sort: Option<String>,
     /// Opaque cursor from `next_cursor`.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size, 1..=200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/companies", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Company>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+/// Contact list filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContactParams {
+    /// Case-insensitive text search on names and emails.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    pub q: Option<String>,
+    /// Only contacts of this company.
+    pub company_id: Option<i64>,
+    /// Created on or after this date.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    pub created_from: Option<String>,
+    /// Created on or before this date.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    pub created_to: Option<String>,
+    /// `field` or `-field`.
+    #[param(pattern = r"^-?(last_name|first_name|email|created_at|id)$")]
+    pub sort: Option<String>,
+    /// Opaque cursor from `next_cursor`.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+    /// Page size, 1..=200.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/companies", tag = "customers", params(CompanyParams), responses((status = 200, description = "Success", body = Page<Company>)), security(("api_key" = [])))]
 async fn list_companies(
     State(st): State<AppState>,
-    Q(p): Q<ListParams>,
+    Q(p): Q<CompanyParams>,
 ) -> ApiResult<axum::Json<Page<Company>>> {
     let mut sql = Sql::new("SELECT * FROM companies WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
@@ -126,7 +169,7 @@ async fn list_companies(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company)), security(("api_key" = [])))]
 async fn create_company(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<CompanyInput>,
@@ -164,13 +207,13 @@ pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
     Ok(c)
 }
 
-#[utoipa::path(get, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
 async fn get_company(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_company(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = CompanyInput, responses((status = 200, description = "Success", body = Company), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = CompanyInput, responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
 async fn update_company(
     State(st): State<AppState>,
     Id(id): Id,
@@ -178,6 +221,38 @@ async fn update_company(
     JsonBody(b): JsonBody<CompanyInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_company(&st, id, expected, b).await
+}
+
+/// Fields of a company a PUT sends.
+const COMPANY_FIELDS: &[&str] = &["name", "domain", "industry"];
+
+#[utoipa::path(patch, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = CompanyInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
+async fn patch_company(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    st.cache.evict(&Key::Company(id));
+    let current = fetch_company(&st, id).await?;
+    // The body is judged before the version, as for PUT: a bad patch is 422
+    // whatever version it names.
+    let b = patch::apply(&current, COMPANY_FIELDS, p)?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    write_company(&st, id, Some(current.version), b).await
+}
+
+/// Replace a company's fields if its version is `expected` (any when None).
+async fn write_company(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: CompanyInput,
+) -> ApiResult<Response> {
     st.cache.evict(&Key::Company(id));
     let mut sql = Sql::new("UPDATE companies SET name = ");
     sql.bind(String::from(b.name))
@@ -196,11 +271,11 @@ async fn update_company(
     // Evicted again after the write: a read racing the update may have
     // cached the old row in between.
     st.cache.evict(&Key::Company(id));
-    let c: Company = stale_or_missing(&st, "companies", id, row).await?;
+    let c: Company = stale_or_missing(st, "companies", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(delete, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_company(
     State(st): State<AppState>,
     Id(id): Id,
@@ -260,10 +335,10 @@ pub struct ContactInput {
     pub company_id: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/contacts", tag = "customers", params(ListParams), responses((status = 200, description = "Success", body = Page<Contact>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/contacts", tag = "customers", params(ContactParams), responses((status = 200, description = "Success", body = Page<Contact>)), security(("api_key" = [])))]
 async fn list_contacts(
     State(st): State<AppState>,
-    Q(p): Q<ListParams>,
+    Q(p): Q<ContactParams>,
 ) -> ApiResult<axum::Json<Page<Contact>>> {
     let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
     if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
@@ -322,7 +397,7 @@ where
     one(row)
 }
 
-#[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact)), security(("api_key" = [])))]
 async fn create_contact(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<ContactInput>,
@@ -345,13 +420,13 @@ pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
     Ok(c)
 }
 
-#[utoipa::path(get, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
 async fn get_contact(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_contact(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = ContactInput, responses((status = 200, description = "Success", body = Contact), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = ContactInput, responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
 async fn update_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -359,6 +434,38 @@ async fn update_contact(
     JsonBody(b): JsonBody<ContactInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_contact(&st, id, expected, b).await
+}
+
+/// Fields of a contact a PUT sends.
+const CONTACT_FIELDS: &[&str] = &["first_name", "last_name", "email", "phone", "company_id"];
+
+#[utoipa::path(patch, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = ContactInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
+async fn patch_contact(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    st.cache.evict(&Key::Contact(id));
+    let current = fetch_contact(&st, id).await?;
+    // The body is judged before the version, as for PUT: a bad patch is 422
+    // whatever version it names.
+    let b = patch::apply(&current, CONTACT_FIELDS, p)?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    write_contact(&st, id, Some(current.version), b).await
+}
+
+/// Replace a contact's fields if its version is `expected` (any when None).
+async fn write_contact(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: ContactInput,
+) -> ApiResult<Response> {
     st.cache.evict(&Key::Contact(id));
     let mut sql = Sql::new("UPDATE contacts SET first_name = ");
     sql.bind(String::from(b.first_name))
@@ -377,11 +484,11 @@ async fn update_contact(
         .await
         .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
     st.cache.evict(&Key::Contact(id));
-    let c: Contact = stale_or_missing(&st, "contacts", id, row).await?;
+    let c: Contact = stale_or_missing(st, "contacts", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(delete, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_contact(
     State(st): State<AppState>,
     Id(id): Id,

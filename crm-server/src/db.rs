@@ -180,6 +180,18 @@ impl Sql {
         self.query().fetch_all(ex).await
     }
 
+    /// Run and stream the rows as the database produces them.
+    pub fn fetch<'q, 'e, E>(
+        &'q self,
+        ex: E,
+    ) -> futures::stream::BoxStream<'e, Result<AnyRow, sqlx::Error>>
+    where
+        'q: 'e,
+        E: sqlx::Executor<'e, Database = sqlx::Any> + 'e,
+    {
+        Box::pin(self.query().fetch(ex))
+    }
+
     /// Run and return at most one row.
     pub async fn fetch_optional<'e, E>(&self, ex: E) -> Result<Option<AnyRow>, sqlx::Error>
     where

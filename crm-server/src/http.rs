@@ -136,26 +136,33 @@ pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-/// The version named by If-Match: `None` when absent or `*`.
+/// The version named by If-Match: `None` when absent or `*`. A value that
+/// is not an ETag of ours is a malformed request (400), not a stale one.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(v) = headers.get(header::IF_MATCH) else {
+    // An empty value names no version: the same as no header.
+    let Some(v) = headers.get(header::IF_MATCH).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    let s = v.to_str().map_err(|_| ApiError::PreconditionFailed)?.trim();
+    let malformed = || {
+        ApiError::BadRequest("If-Match must be an ETag such as \"3\" (from a read), or *".into())
+    };
+    let s = v.to_str().map_err(|_| malformed())?.trim();
     if s == "*" {
         return Ok(None);
     }
     let s = s.strip_prefix("W/").unwrap_or(s);
-    s.trim_matches('"')
-        .parse::<i64>()
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<i64>().ok())
         .map(Some)
-        .map_err(|_| ApiError::PreconditionFailed)
+        .ok_or_else(malformed)
 }
 
 /// Like [`if_match`] but a missing header is 428: updates must say what they
 /// saw so two users never silently overwrite each other.
 pub fn require_if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    if !headers.contains_key(header::IF_MATCH) {
+    if headers.get(header::IF_MATCH).is_none_or(|v| v.is_empty()) {
         return Err(ApiError::PreconditionRequired);
     }
     if_match(headers)

@@ -14,6 +14,7 @@ pub mod notes;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod patch;
 pub mod reports;
 pub mod sales;
 pub mod seed;
@@ -33,6 +34,7 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
@@ -40,6 +42,11 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::config::Modules;
 use crate::db::Db;
 use crate::error::ApiError;
+
+/// Default of `CRM_COMPRESS_MIN_BYTES`. Compressing a few hundred bytes of
+/// JSON saves tens of bytes and costs about half the throughput of a cached
+/// read (bench/README.md); below about one TCP segment it cannot pay.
+pub const DEFAULT_COMPRESS_MIN_BYTES: u64 = 1024;
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
@@ -61,6 +68,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Hot-read cache for companies and contacts.
     pub cache: cache::Cache<customers::Key, customers::Entry>,
+    /// Responses smaller than this many bytes are never compressed.
+    pub compress_min_bytes: u64,
 }
 
 impl AppState {
@@ -75,6 +84,7 @@ impl AppState {
             max_body_bytes: 1_048_576,
             metrics: metrics::Metrics::new()?,
             cache: cache::Cache::new(10_000, Duration::from_secs(5)),
+            compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
         })
     }
 
@@ -106,7 +116,7 @@ pub fn app(state: AppState) -> Router {
         api = api.merge(reports::router());
     }
     let (api, doc) = api.split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = axum::body::Bytes::from(openapi::complete(&doc).to_string());
     let api = api
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -130,7 +140,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             ops::with_timeout(timeout, req, next)
         }))
-        .layer(CompressionLayer::new())
+        .layer(compression(state.compress_min_bytes))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
@@ -139,6 +149,18 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Compression only where it pays: bodies of known size below `min_bytes`
+/// go out as they are (streamed bodies of unknown size are compressed), and
+/// never images, gRPC or server-sent events (tower-http's defaults).
+fn compression(min_bytes: u64) -> CompressionLayer<impl Predicate> {
+    CompressionLayer::new().compress_when(
+        SizeAbove::new(min_bytes)
+            .and(NotForContentType::GRPC)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::SSE),
+    )
 }
 
 async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
             );
             state.timeout = std::time::Duration::from_secs(cfg.request_timeout_secs);
             state.max_body_bytes = cfg.max_body_bytes;
+            state.compress_min_bytes = cfg.compress_min_bytes;
             let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
                 .await
                 .with_context(|| format!("binding {}", cfg.listen_addr))?;

@@ -13,13 +13,19 @@ use crate::domain::{CampaignStatus, Channel, Currency, Date, MemberResponse, Min
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, Ids, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 /// Routes of the marketing module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_campaigns, create_campaign))
-        .routes(routes!(get_campaign, update_campaign, delete_campaign))
+        .routes(routes!(
+            get_campaign,
+            update_campaign,
+            patch_campaign,
+            delete_campaign
+        ))
         .routes(routes!(list_members))
         .routes(routes!(put_member, delete_member))
 }
@@ -96,24 +102,32 @@ impl CampaignInput {
 #[into_params(parameter_in = Query)]
 pub struct CampaignParams {
     /// Text search on the name.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Only this status.
+    #[param(value_type = Option<CampaignStatus>)]
     pub status: Option<String>,
     /// Only this channel.
+    #[param(value_type = Option<Channel>)]
     pub channel: Option<String>,
     /// Created on or after.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// Sort field.
+    #[param(pattern = r"^-?(name|starts_on|created_at|id)$")]
     pub sort: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/campaigns", tag = "marketing", params(CampaignParams), responses((status = 200, description = "Success", body = Page<Campaign>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/campaigns", tag = "marketing", params(CampaignParams), responses((status = 200, description = "Success", body = Page<Campaign>)), security(("api_key" = [])))]
 async fn list_campaigns(
     State(st): State<AppState>,
     Q(p): Q<CampaignParams>,
@@ -144,7 +158,7 @@ async fn list_campaigns(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign)), security(("api_key" = [])))]
 async fn create_campaign(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<CampaignInput>,
@@ -180,13 +194,13 @@ async fn fetch_campaign(st: &AppState, id: i64) -> ApiResult<Campaign> {
     one(sql.fetch_optional(&st.db.pool).await?)
 }
 
-#[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
 async fn get_campaign(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_campaign(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), request_body = CampaignInput, responses((status = 200, description = "Success", body = Campaign), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = CampaignInput, responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
 async fn update_campaign(
     State(st): State<AppState>,
     Id(id): Id,
@@ -194,6 +208,45 @@ async fn update_campaign(
     JsonBody(b): JsonBody<CampaignInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_campaign(&st, id, expected, b).await
+}
+
+/// Fields of a campaign a PUT sends.
+const CAMPAIGN_FIELDS: &[&str] = &[
+    "name",
+    "channel",
+    "status",
+    "budget_minor",
+    "currency",
+    "starts_on",
+    "ends_on",
+];
+
+#[utoipa::path(patch, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = CampaignInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
+async fn patch_campaign(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let current = fetch_campaign(&st, id).await?;
+    // The body is judged before the version, as for PUT: a bad patch is 422
+    // whatever version it names.
+    let b = patch::apply(&current, CAMPAIGN_FIELDS, p)?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    write_campaign(&st, id, Some(current.version), b).await
+}
+
+/// Replace a campaign's fields if its version is `expected` (any when None).
+async fn write_campaign(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: CampaignInput,
+) -> ApiResult<Response> {
     b.check()?;
     let mut sql = Sql::new("UPDATE campaigns SET name = ");
     sql.bind(String::from(b.name))
@@ -211,11 +264,11 @@ async fn update_campaign(
         .bind(id);
     versioned(&mut sql, expected);
     let row = sql.fetch_optional(&st.db.pool).await?;
-    let c: Campaign = stale_or_missing(&st, "campaigns", id, row).await?;
+    let c: Campaign = stale_or_missing(st, "campaigns", id, row).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(delete, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_campaign(
     State(st): State<AppState>,
     Id(id): Id,
@@ -263,14 +316,17 @@ pub struct MemberInput {
 #[into_params(parameter_in = Query)]
 pub struct MemberParams {
     /// Only this response.
+    #[param(value_type = Option<MemberResponse>)]
     pub response: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(put, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id"), ("contact_id" = i64, Path, description = "Contact id")), request_body = MemberInput, responses((status = 200, description = "Success", body = Member), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id", minimum = 1), ("contact_id" = i64, Path, description = "Contact id", minimum = 1)), request_body = MemberInput, responses((status = 200, description = "Success", body = Member)), security(("api_key" = [])))]
 async fn put_member(
     State(st): State<AppState>,
     Ids(campaign, contact): Ids,
@@ -297,7 +353,7 @@ async fn put_member(
     Ok((StatusCode::OK, axum::Json(m)).into_response())
 }
 
-#[utoipa::path(delete, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id"), ("contact_id" = i64, Path, description = "Contact id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id", minimum = 1), ("contact_id" = i64, Path, description = "Contact id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_member(
     State(st): State<AppState>,
     Ids(campaign, contact): Ids,
@@ -310,7 +366,7 @@ async fn delete_member(
     }
 }
 
-#[utoipa::path(get, path = "/campaigns/{id}/members", tag = "marketing", params(("id" = i64, Path, description = "Resource id"), MemberParams), responses((status = 200, description = "Success", body = Page<Member>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/campaigns/{id}/members", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1), MemberParams), responses((status = 200, description = "Success", body = Page<Member>)), security(("api_key" = [])))]
 async fn list_members(
     State(st): State<AppState>,
     Id(id): Id,

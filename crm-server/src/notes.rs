@@ -63,8 +63,10 @@ pub struct NoteInput {
 #[into_params(parameter_in = Query)]
 pub struct NoteParams {
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -75,16 +77,8 @@ enum Parent {
 }
 
 async fn add(st: &AppState, parent: Parent, id: i64, b: NoteInput) -> ApiResult<Response> {
-    let mut check = Sql::new(match parent {
-        Parent::Contact => "SELECT id FROM contacts WHERE id = ",
-        Parent::Deal => "SELECT id FROM deals WHERE id = ",
-    });
-    check.bind(id);
-    let mut tx = st.db.pool.begin().await?;
-    check
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    // One statement: the foreign key decides whether the parent exists, so
+    // a delete racing the insert cannot turn into a server error.
     let (c, d) = match parent {
         Parent::Contact => (Some(id), None),
         Parent::Deal => (None, Some(id)),
@@ -101,8 +95,15 @@ async fn add(st: &AppState, parent: Parent, id: i64, b: NoteInput) -> ApiResult<
         .push(", ")
         .bind(now())
         .push(") RETURNING *");
-    let n: Note = one(sql.fetch_optional(&mut *tx).await?)?;
-    tx.commit().await?;
+    let row = sql.fetch_optional(&st.db.pool).await.map_err(|e| {
+        let missing_parent = matches!(&e, sqlx::Error::Database(d) if d.is_foreign_key_violation());
+        if missing_parent {
+            ApiError::NotFound
+        } else {
+            ApiError::Database(e)
+        }
+    })?;
+    let n: Note = one(row)?;
     Ok((StatusCode::CREATED, axum::Json(n)).into_response())
 }
 
@@ -124,7 +125,7 @@ async fn list(st: &AppState, parent: Parent, id: i64, p: NoteParams) -> ApiResul
     Ok(lister.page(items))
 }
 
-#[utoipa::path(post, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id")), request_body = NoteInput, responses((status = 201, description = "Success", body = Note), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = NoteInput, responses((status = 201, description = "Success", body = Note)), security(("api_key" = [])))]
 async fn add_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -133,7 +134,7 @@ async fn add_contact(
     add(&st, Parent::Contact, id, b).await
 }
 
-#[utoipa::path(post, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id")), request_body = NoteInput, responses((status = 201, description = "Success", body = Note), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = NoteInput, responses((status = 201, description = "Success", body = Note)), security(("api_key" = [])))]
 async fn add_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -142,7 +143,7 @@ async fn add_deal(
     add(&st, Parent::Deal, id, b).await
 }
 
-#[utoipa::path(get, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id"), NoteParams), responses((status = 200, description = "Success", body = Page<Note>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1), NoteParams), responses((status = 200, description = "Success", body = Page<Note>)), security(("api_key" = [])))]
 async fn list_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -151,7 +152,7 @@ async fn list_contact(
     list(&st, Parent::Contact, id, p).await.map(axum::Json)
 }
 
-#[utoipa::path(get, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id"), NoteParams), responses((status = 200, description = "Success", body = Page<Note>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1), NoteParams), responses((status = 200, description = "Success", body = Page<Note>)), security(("api_key" = [])))]
 async fn list_deal(
     State(st): State<AppState>,
     Id(id): Id,

@@ -33,7 +33,7 @@ pub struct StageTotal {
     pub total_minor: i64,
 }
 
-#[utoipa::path(get, path = "/reports/pipeline", tag = "reports", responses((status = 200, description = "Success", body = Vec<StageTotal>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/reports/pipeline", tag = "reports", responses((status = 200, description = "Success", body = Vec<StageTotal>)), security(("api_key" = [])))]
 async fn pipeline(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<StageTotal>>> {
     // Casts keep the aggregate types integral on PostgreSQL (SUM is NUMERIC).
     let sql = Sql::new(
@@ -63,12 +63,14 @@ pub struct MonthRevenue {
 #[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// First day included.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub from: Option<String>,
     /// Last day included.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub to: Option<String>,
 }
 
-#[utoipa::path(get, path = "/reports/revenue", tag = "reports", params(RangeParams), responses((status = 200, description = "Success", body = Vec<MonthRevenue>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/reports/revenue", tag = "reports", params(RangeParams), responses((status = 200, description = "Success", body = Vec<MonthRevenue>)), security(("api_key" = [])))]
 async fn revenue(
     State(st): State<AppState>,
     Q(p): Q<RangeParams>,
@@ -115,7 +117,7 @@ struct TicketAggregate {
     mean_seconds_to_resolve: Option<f64>,
 }
 
-#[utoipa::path(get, path = "/reports/tickets", tag = "reports", responses((status = 200, description = "Success", body = TicketStats), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/reports/tickets", tag = "reports", responses((status = 200, description = "Success", body = TicketStats)), security(("api_key" = [])))]
 async fn tickets(State(st): State<AppState>) -> ApiResult<axum::Json<TicketStats>> {
     // One pass in the database; only the date arithmetic differs per dialect
     // (timestamps are RFC 3339 text in both).
@@ -167,7 +169,7 @@ pub struct CampaignConversion {
     pub converted: i64,
 }
 
-#[utoipa::path(get, path = "/reports/campaigns", tag = "reports", responses((status = 200, description = "Success", body = Vec<CampaignConversion>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/reports/campaigns", tag = "reports", responses((status = 200, description = "Success", body = Vec<CampaignConversion>)), security(("api_key" = [])))]
 async fn campaigns(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<CampaignConversion>>> {
     let sql = Sql::new(
         "SELECT c.id AS campaign_id, c.name AS name, CAST(COUNT(m.contact_id) AS BIGINT) AS members, \

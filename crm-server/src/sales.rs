@@ -13,13 +13,14 @@ use crate::domain::{Currency, Date, DealStage, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 /// Routes of the sales module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_deals, create_deal))
-        .routes(routes!(get_deal, update_deal, delete_deal))
+        .routes(routes!(get_deal, update_deal, patch_deal, delete_deal))
         .routes(routes!(create_order))
         .routes(routes!(list_orders))
         .routes(routes!(get_order))
@@ -92,26 +93,34 @@ pub struct DealInput {
 #[into_params(parameter_in = Query)]
 pub struct DealParams {
     /// Text search on the title.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Only this stage.
+    #[param(value_type = Option<DealStage>)]
     pub stage: Option<String>,
     /// Only this company.
     pub company_id: Option<i64>,
     /// Only this owner.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub owner: Option<String>,
     /// Created on or after.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// Sort field.
+    #[param(pattern = r"^-?(title|amount_minor|expected_close|created_at|stage|id)$")]
     pub sort: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/deals", tag = "sales", params(DealParams), responses((status = 200, description = "Success", body = Page<Deal>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/deals", tag = "sales", params(DealParams), responses((status = 200, description = "Success", body = Page<Deal>)), security(("api_key" = [])))]
 async fn list_deals(
     State(st): State<AppState>,
     Q(p): Q<DealParams>,
@@ -154,7 +163,7 @@ fn ref_error(e: sqlx::Error) -> ApiError {
     fk_field(db_error(e, "id"), "company_id or contact_id")
 }
 
-#[utoipa::path(post, path = "/deals", tag = "sales", request_body = DealInput, responses((status = 201, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/deals", tag = "sales", request_body = DealInput, responses((status = 201, description = "Success", body = Deal)), security(("api_key" = [])))]
 async fn create_deal(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<DealInput>,
@@ -195,13 +204,13 @@ async fn fetch_deal(st: &AppState, id: i64) -> ApiResult<Deal> {
     one(sql.fetch_optional(&st.db.pool).await?)
 }
 
-#[utoipa::path(get, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
 async fn get_deal(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let d = fetch_deal(&st, id).await?;
     Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
-#[utoipa::path(put, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), request_body = DealInput, responses((status = 200, description = "Success", body = Deal), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = DealInput, responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
 async fn update_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -209,6 +218,46 @@ async fn update_deal(
     JsonBody(b): JsonBody<DealInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_deal(&st, id, expected, b).await
+}
+
+/// Fields of a deal a PUT sends.
+const DEAL_FIELDS: &[&str] = &[
+    "title",
+    "company_id",
+    "contact_id",
+    "stage",
+    "amount_minor",
+    "currency",
+    "expected_close",
+    "owner",
+];
+
+#[utoipa::path(patch, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = DealInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
+async fn patch_deal(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let current = fetch_deal(&st, id).await?;
+    // The body is judged before the version, as for PUT: a bad patch is 422
+    // whatever version it names.
+    let b = patch::apply(&current, DEAL_FIELDS, p)?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    write_deal(&st, id, Some(current.version), b).await
+}
+
+/// Replace a deal's fields if its version is `expected` (any when None).
+async fn write_deal(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: DealInput,
+) -> ApiResult<Response> {
     let ts = now();
     let mut sql = Sql::new("UPDATE deals SET title = ");
     sql.bind(String::from(b.title))
@@ -237,11 +286,11 @@ async fn update_deal(
         .bind(id);
     versioned(&mut sql, expected);
     let row = sql.fetch_optional(&st.db.pool).await.map_err(ref_error)?;
-    let d: Deal = stale_or_missing(&st, "deals", id, row).await?;
+    let d: Deal = stale_or_missing(st, "deals", id, row).await?;
     Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
-#[utoipa::path(delete, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -272,7 +321,7 @@ pub struct Order {
     pub created_at: String,
 }
 
-#[utoipa::path(post, path = "/deals/{id}/order", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 201, description = "Success", body = Order), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/deals/{id}/order", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 201, description = "Success", body = Order)), security(("api_key" = [])))]
 async fn create_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let deal = fetch_deal(&st, id).await?;
     if deal.stage != DealStage::Won.as_str() {
@@ -303,18 +352,23 @@ async fn create_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<Respo
 #[into_params(parameter_in = Query)]
 pub struct OrderParams {
     /// Created on or after.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// Sort field.
+    #[param(pattern = r"^-?(amount_minor|created_at|id)$")]
     pub sort: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/orders", tag = "sales", params(OrderParams), responses((status = 200, description = "Success", body = Page<Order>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/orders", tag = "sales", params(OrderParams), responses((status = 200, description = "Success", body = Page<Order>)), security(("api_key" = [])))]
 async fn list_orders(
     State(st): State<AppState>,
     Q(p): Q<OrderParams>,
@@ -331,7 +385,7 @@ async fn list_orders(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(get, path = "/orders/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Order), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/orders/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Order)), security(("api_key" = [])))]
 async fn get_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<axum::Json<Order>> {
     let mut sql = Sql::new("SELECT * FROM orders WHERE id = ");
     sql.bind(id);

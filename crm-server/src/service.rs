@@ -13,13 +13,19 @@ use crate::domain::{Name, Priority, Rating, Text, TicketStatus};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{Id, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
+use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 
 /// Routes of the service module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_tickets, create_ticket))
-        .routes(routes!(get_ticket, update_ticket, delete_ticket))
+        .routes(routes!(
+            get_ticket,
+            update_ticket,
+            patch_ticket,
+            delete_ticket
+        ))
         .routes(routes!(put_feedback))
 }
 
@@ -96,26 +102,34 @@ pub struct FeedbackInput {
 #[into_params(parameter_in = Query)]
 pub struct TicketParams {
     /// Text search on the subject.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Only this status.
+    #[param(value_type = Option<TicketStatus>)]
     pub status: Option<String>,
     /// Only this priority.
+    #[param(value_type = Option<Priority>)]
     pub priority: Option<String>,
     /// Only this contact.
     pub contact_id: Option<i64>,
     /// Created on or after.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_from: Option<String>,
     /// Created on or before.
+    #[param(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub created_to: Option<String>,
     /// Sort field.
+    #[param(pattern = r"^-?(created_at|subject|status|id)$")]
     pub sort: Option<String>,
     /// Cursor.
+    #[param(pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/tickets", tag = "service", params(TicketParams), responses((status = 200, description = "Success", body = Page<Ticket>), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/tickets", tag = "service", params(TicketParams), responses((status = 200, description = "Success", body = Page<Ticket>)), security(("api_key" = [])))]
 async fn list_tickets(
     State(st): State<AppState>,
     Q(p): Q<TicketParams>,
@@ -153,7 +167,7 @@ fn is_done(s: TicketStatus) -> bool {
     matches!(s, TicketStatus::Resolved | TicketStatus::Closed)
 }
 
-#[utoipa::path(post, path = "/tickets", tag = "service", request_body = TicketInput, responses((status = 201, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/tickets", tag = "service", request_body = TicketInput, responses((status = 201, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn create_ticket(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<TicketInput>,
@@ -183,15 +197,19 @@ async fn create_ticket(
     Ok(with_etag(StatusCode::CREATED, t.version, &t))
 }
 
-#[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn get_ticket(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
-    let mut sql = Sql::new("SELECT * FROM tickets WHERE id = ");
-    sql.bind(id);
-    let t: Ticket = one(sql.fetch_optional(&st.db.pool).await?)?;
+    let t = fetch_ticket(&st, id).await?;
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-#[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+async fn fetch_ticket(st: &AppState, id: i64) -> ApiResult<Ticket> {
+    let mut sql = Sql::new("SELECT * FROM tickets WHERE id = ");
+    sql.bind(id);
+    one(sql.fetch_optional(&st.db.pool).await?)
+}
+
+#[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn update_ticket(
     State(st): State<AppState>,
     Id(id): Id,
@@ -199,6 +217,37 @@ async fn update_ticket(
     JsonBody(b): JsonBody<TicketInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
+    write_ticket(&st, id, expected, b).await
+}
+
+/// Fields of a ticket a PUT sends.
+const TICKET_FIELDS: &[&str] = &["subject", "description", "contact_id", "status", "priority"];
+
+#[utoipa::path(patch, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = TicketInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
+async fn patch_ticket(
+    State(st): State<AppState>,
+    Id(id): Id,
+    headers: HeaderMap,
+    MergePatch(p): MergePatch,
+) -> ApiResult<Response> {
+    let expected = require_if_match(&headers)?;
+    let current = fetch_ticket(&st, id).await?;
+    // The body is judged before the version, as for PUT: a bad patch is 422
+    // whatever version it names.
+    let b = patch::apply(&current, TICKET_FIELDS, p)?;
+    if expected.is_some_and(|v| v != current.version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    write_ticket(&st, id, Some(current.version), b).await
+}
+
+/// Replace a ticket's fields if its version is `expected` (any when None).
+async fn write_ticket(
+    st: &AppState,
+    id: i64,
+    expected: Option<i64>,
+    b: TicketInput,
+) -> ApiResult<Response> {
     let ts = now();
     let mut sql = Sql::new("UPDATE tickets SET subject = ");
     sql.bind(String::from(b.subject));
@@ -225,11 +274,11 @@ async fn update_ticket(
         .fetch_optional(&st.db.pool)
         .await
         .map_err(|e| fk_field(db_error(e, "id"), "contact_id"))?;
-    let t: Ticket = stale_or_missing(&st, "tickets", id, row).await?;
+    let t: Ticket = stale_or_missing(st, "tickets", id, row).await?;
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-#[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(("id" = i64, Path, description = "Resource id")), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
 async fn put_feedback(
     State(st): State<AppState>,
     Id(id): Id,
@@ -251,7 +300,7 @@ async fn put_feedback(
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-#[utoipa::path(delete, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id")), responses((status = 204, description = "Success"), (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
 async fn delete_ticket(
     State(st): State<AppState>,
     Id(id): Id,

@@ -152,6 +152,31 @@ both!(stale_write_is_412, |app: TestApp| async move {
         .call(Method::PUT, &path, Some(json!({"name": "Acme 3"})))
         .await;
     assert_eq!(none.status, StatusCode::PRECONDITION_REQUIRED);
+    let body = json!({"name": "Acme 4"});
+    let empty = app
+        .call_with(Method::PUT, &path, Some(body.clone()), &[("if-match", "")])
+        .await;
+    assert_eq!(
+        empty.status,
+        StatusCode::PRECONDITION_REQUIRED,
+        "empty is missing"
+    );
+    for malformed in ["{}", "1", "\"x\"", "\"99999999999999999999\""] {
+        let r = app
+            .call_with(
+                Method::PUT,
+                &path,
+                Some(body.clone()),
+                &[("if-match", malformed)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "If-Match: {malformed}");
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("If-Match"))
+        );
+    }
     let got = app.call(Method::GET, &path, None).await;
     assert_eq!(got.body["name"], "Acme 1");
 });
@@ -343,5 +368,96 @@ both!(
         let nul = json!({"name": "a\u{0}b"});
         let r = app.call(Method::POST, "/api/v1/companies", Some(nul)).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+);
+
+both!(
+    csv_import_refuses_what_is_not_csv_and_writes_nothing,
+    |app: TestApp| async move {
+        for path in ["/api/v1/contacts.csv", "/api/v1/companies.csv"] {
+            for ct in [
+                "application/json",
+                "text/plain",
+                "text/csvx",
+                "multipart/form-data",
+            ] {
+                let r = app.post_raw(path, ct, b"{}".to_vec()).await;
+                assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {ct}");
+                assert!(r.is_problem());
+            }
+            // What schemathesis sent: a JSON body labelled as CSV.
+            let r = app.post_raw(path, "text/csv", b"{}".to_vec()).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+            assert_eq!(r.body["field"], "header");
+            let detail = r.body["detail"].as_str().unwrap_or("");
+            assert!(detail.contains("unknown column \"{}\""), "{detail}");
+            let r = app
+                .post_raw(path, "text/csv; charset=utf-8", Vec::new())
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path}: empty body"
+            );
+            assert!(
+                r.body["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("header row")),
+                "{:?}",
+                r.body
+            );
+        }
+        let cases = [
+            ("first_name,last_name\nAda,L\n", "missing column \"email\""),
+            (
+                "first_name,last_name,email,nickname\nAda,L,a@x.io,al\n",
+                "unknown column \"nickname\"",
+            ),
+            (
+                "first_name,last_name,email,email\nAda,L,a@x.io,b@x.io\n",
+                "\"email\" appears twice",
+            ),
+            ("Ada,L,a@x.io\n", "unknown column \"Ada\""),
+        ];
+        for (body, expected) in cases {
+            let r = app
+                .post_raw("/api/v1/contacts.csv", "text/csv", body.as_bytes().to_vec())
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            let detail = r.body["detail"].as_str().unwrap_or("");
+            assert!(detail.contains(expected), "{body}: {detail}");
+            assert!(
+                detail.contains("expected first_name,last_name,email,[phone],[company_id]")
+                    || expected.contains("twice"),
+                "{detail}"
+            );
+        }
+        // A bad row after good ones, and a duplicate email within the file:
+        // the whole import is refused.
+        let r = app
+            .post_raw(
+                "/api/v1/companies.csv",
+                "text/csv",
+                b"name,domain\nAcme,acme.io\n,empty.io\n".to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.body["field"], "[2].name", "{:?}", r.body);
+        let dup = "first_name,last_name,email\nA,B,same@x.io\nC,D,same@x.io\n";
+        let r = app
+            .post_raw("/api/v1/contacts.csv", "text/csv", dup.as_bytes().to_vec())
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert_eq!(r.body["field"], "[2].email");
+        for list in ["/api/v1/contacts", "/api/v1/companies"] {
+            let r = app.call(Method::GET, list, None).await;
+            assert_eq!(r.body["items"], json!([]), "{list}: nothing written");
+        }
+        // An export's own columns are accepted back.
+        let ok = "id,name,domain,industry,created_at,updated_at,version\n7,Acme,,,x,y,1\n";
+        let r = app
+            .post_raw("/api/v1/companies.csv", "text/csv", ok.as_bytes().to_vec())
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
 );

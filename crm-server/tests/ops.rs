@@ -203,3 +203,76 @@ async fn readiness_needs_database_and_no_shutdown() {
         "alive without the database"
     );
 }
+
+/// A read by id with a browser's Accept-Encoding.
+fn browser_get(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {}", common::KEY))
+        .header(header::ACCEPT_ENCODING, "gzip, deflate, br, zstd")
+        .body(Body::empty())
+        .expect("req")
+}
+
+#[tokio::test]
+async fn small_responses_go_out_uncompressed_and_large_ones_compressed() {
+    let app = TestApp::new(common::Backend::Sqlite).await;
+    let c = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(json!({"first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.io"})),
+        )
+        .await;
+    let id = c.body["id"].as_i64().expect("id");
+    let small = app
+        .send(browser_get(&format!("/api/v1/contacts/{id}")))
+        .await;
+    assert_eq!(small.status, StatusCode::OK);
+    assert!(
+        small.raw.len() < 1024,
+        "a contact is small: {} bytes",
+        small.raw.len()
+    );
+    assert_eq!(small.headers.get(header::CONTENT_ENCODING), None);
+    assert_eq!(small.body["email"], "ada@acme.io", "plain JSON");
+
+    for i in 0..40 {
+        app.call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(json!({"first_name": "A", "last_name": "B", "email": format!("{i}@b.io")})),
+        )
+        .await;
+    }
+    let large = app.send(browser_get("/api/v1/contacts?limit=200")).await;
+    assert_eq!(large.status, StatusCode::OK);
+    let encoding = large.headers.get(header::CONTENT_ENCODING);
+    assert!(
+        encoding.is_some_and(|v| v == "br" || v == "gzip"),
+        "a 41-contact page is compressed: {encoding:?}"
+    );
+    assert_eq!(
+        large.body,
+        serde_json::Value::Null,
+        "the body is not plain JSON"
+    );
+}
+
+#[tokio::test]
+async fn the_minimum_size_is_a_setting() {
+    let mut app = TestApp::new(common::Backend::Sqlite).await;
+    app.state.compress_min_bytes = 0;
+    app.router = crm_server::app(app.state.clone());
+    let c = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(json!({"first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.io"})),
+        )
+        .await;
+    let id = c.body["id"].as_i64().expect("id");
+    let r = app
+        .send(browser_get(&format!("/api/v1/contacts/{id}")))
+        .await;
+    assert!(r.headers.contains_key(header::CONTENT_ENCODING));
+}

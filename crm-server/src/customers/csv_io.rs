@@ -1,17 +1,17 @@
-//! CSV import and export of contacts and companies. Imports are all or
-//! nothing: one bad row rejects the file, naming the row and field.
+//! CSV import and export of contacts and companies (exports stream, see
+//! `csv_export`). Imports are all or nothing: one bad row rejects the file, naming the row and field.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Company, CompanyInput, Contact, ContactInput, insert_contact};
+use super::{Company, CompanyInput, Contact, ContactInput, csv_export, insert_contact};
 use crate::AppState;
-use crate::db::{Sql, now, rows};
+use crate::db::{Sql, now};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::body_error;
 use crate::store::one;
@@ -30,7 +30,8 @@ pub struct Imported {
     pub imported: usize,
 }
 
-/// A CSV request body.
+/// A CSV request body: `Content-Type: text/csv` (parameters such as
+/// `charset=utf-8` allowed), anything else is 415.
 #[derive(Debug)]
 pub struct CsvBody(pub Bytes);
 
@@ -42,7 +43,8 @@ impl<S: Send + Sync> FromRequest<S> for CsvBody {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/csv"));
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/csv"));
         if !ok {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -52,22 +54,90 @@ impl<S: Send + Sync> FromRequest<S> for CsvBody {
     }
 }
 
+/// The columns an import understands.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns {
+    /// Every file must have these.
+    pub required: &'static [&'static str],
+    /// Read when present.
+    pub optional: &'static [&'static str],
+    /// Columns of an export that an import skips (so an export re-imports).
+    pub ignored: &'static [&'static str],
+}
+
+impl Columns {
+    fn expected(&self) -> String {
+        let opt = self.optional.iter().map(|c| format!("[{c}]"));
+        self.required
+            .iter()
+            .map(|c| c.to_string())
+            .chain(opt)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Check the header row: every required column, no unknown or repeated
+    /// one. Returns, per column, whether its values are read.
+    fn check(&self, header: &csv::StringRecord) -> ApiResult<Vec<bool>> {
+        let problem = |m: String| ApiError::invalid("header", m);
+        let expected = self.expected();
+        if header.iter().all(str::is_empty) {
+            return Err(problem(format!(
+                "the first line must be a header row: {expected}"
+            )));
+        }
+        let mut read = Vec::with_capacity(header.len());
+        for (i, name) in header.iter().enumerate() {
+            if header.iter().take(i).any(|n| n == name) {
+                return Err(problem(format!("column {name:?} appears twice")));
+            }
+            let wanted = self.required.contains(&name) || self.optional.contains(&name);
+            if !wanted && !self.ignored.contains(&name) {
+                return Err(problem(format!(
+                    "unknown column {name:?}; expected {expected}"
+                )));
+            }
+            read.push(wanted);
+        }
+        if let Some(missing) = self
+            .required
+            .iter()
+            .find(|c| !header.iter().any(|n| n == **c))
+        {
+            return Err(problem(format!(
+                "missing column {missing:?}; expected {expected}"
+            )));
+        }
+        Ok(read)
+    }
+}
+
 /// Parse every row as `T` through JSON, so the same validation (and field
 /// names) apply as for the JSON API. Empty cells are absent values.
-fn parse_rows<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<Vec<T>> {
+fn parse_rows<T: serde::de::DeserializeOwned>(body: &[u8], cols: Columns) -> ApiResult<Vec<T>> {
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(body);
     let headers = rdr
         .headers()
-        .map_err(|e| ApiError::BadRequest(format!("CSV: {e}")))?
+        .map_err(|e| ApiError::BadRequest(format!("CSV header row: {e}")))?
         .clone();
+    let read = cols.check(&headers)?;
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| ApiError::BadRequest(format!("CSV row {}: {e}", i + 1)))?;
         let mut obj = serde_json::Map::new();
-        for (h, v) in headers.iter().zip(rec.iter()) {
+        for ((h, v), wanted) in headers.iter().zip(rec.iter()).zip(&read) {
+            if !wanted {
+                continue;
+            }
             if v.is_empty() {
+                if cols.required.contains(&h) {
+                    return Err(ApiError::invalid(
+                        format!("[{}].{h}", i + 1),
+                        "must not be empty",
+                    ));
+                }
                 continue;
             }
             let value = match v.parse::<i64>() {
@@ -76,52 +146,55 @@ fn parse_rows<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<Vec<T>> 
             };
             obj.insert(h.to_string(), value);
         }
-        let bytes = serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let row = crate::http::parse_json::<T>(&bytes).map_err(|e| match e {
-            ApiError::Validation { field, message } => {
-                ApiError::invalid(format!("[{}].{field}", i + 1), message)
-            }
-            other => other,
-        })?;
+        let row =
+            serde_path_to_error::deserialize(serde_json::Value::Object(obj)).map_err(|e| {
+                let field = e.path().to_string();
+                let field = if field == "." {
+                    String::new()
+                } else {
+                    format!(".{field}")
+                };
+                ApiError::invalid(format!("[{}]{field}", i + 1), e.into_inner().to_string())
+            })?;
         out.push(row);
     }
     Ok(out)
 }
 
-fn csv_response<T: Serialize>(items: &[T]) -> ApiResult<Response> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for item in items {
-        w.serialize(item)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
-    let data = w
-        .into_inner()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut res = data.into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
-    Ok(res)
-}
+/// Columns every export has besides the input's.
+const EXPORT_ONLY: &[&str] = &["id", "created_at", "updated_at", "version"];
+
+/// Columns of a companies import.
+pub const COMPANY_COLUMNS: Columns = Columns {
+    required: &["name"],
+    optional: &["domain", "industry"],
+    ignored: EXPORT_ONLY,
+};
+
+/// Columns of a contacts import.
+pub const CONTACT_COLUMNS: Columns = Columns {
+    required: &["first_name", "last_name", "email"],
+    optional: &["phone", "company_id"],
+    ignored: EXPORT_ONLY,
+};
 
 #[utoipa::path(get, path = "/companies.csv", tag = "customers",
     responses((status = 200, description = "All companies as CSV", content_type = "text/csv", body = String)),
     security(("api_key" = [])))]
-async fn export_companies(State(st): State<AppState>) -> ApiResult<Response> {
+async fn export_companies(State(st): State<AppState>) -> Response {
     let sql = Sql::new("SELECT * FROM companies ORDER BY id");
-    let all: Vec<Company> = rows(sql.fetch_all(&st.db.pool).await?)?;
-    csv_response(&all)
+    csv_export::stream::<Company>(&st.db, sql, csv_export::COMPANY_HEADER)
 }
 
 #[utoipa::path(post, path = "/companies.csv", tag = "customers",
     request_body(content = String, description = "Header: name,domain,industry", content_type = "text/csv"),
-    responses((status = 201, description = "Imported", body = Imported),
-        (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 201, description = "Imported", body = Imported)),
     security(("api_key" = [])))]
 async fn import_companies(
     State(st): State<AppState>,
     CsvBody(body): CsvBody,
 ) -> ApiResult<Response> {
-    let input: Vec<CompanyInput> = parse_rows(&body)?;
+    let input: Vec<CompanyInput> = parse_rows(&body, COMPANY_COLUMNS)?;
     let n = input.len();
     let mut tx = st.db.pool.begin().await?;
     for b in input {
@@ -149,44 +222,20 @@ async fn import_companies(
 #[utoipa::path(get, path = "/contacts.csv", tag = "customers",
     responses((status = 200, description = "All contacts as CSV", content_type = "text/csv", body = String)),
     security(("api_key" = [])))]
-async fn export_contacts(State(st): State<AppState>) -> ApiResult<Response> {
+async fn export_contacts(State(st): State<AppState>) -> Response {
     let sql = Sql::new("SELECT * FROM contacts ORDER BY id");
-    let all: Vec<Contact> = rows(sql.fetch_all(&st.db.pool).await?)?;
-    csv_response(&all)
-}
-
-/// Columns accepted for contacts; extra export columns (id, timestamps) are
-/// ignored so an export can be re-imported elsewhere.
-#[derive(Debug, Deserialize)]
-struct ContactRow {
-    first_name: serde_json::Value,
-    last_name: serde_json::Value,
-    email: serde_json::Value,
-    #[serde(default)]
-    phone: Option<serde_json::Value>,
-    #[serde(default)]
-    company_id: Option<serde_json::Value>,
+    csv_export::stream::<Contact>(&st.db, sql, csv_export::CONTACT_HEADER)
 }
 
 #[utoipa::path(post, path = "/contacts.csv", tag = "customers",
     request_body(content = String, description = "Header: first_name,last_name,email,phone,company_id", content_type = "text/csv"),
-    responses((status = 201, description = "Imported", body = Imported),
-        (status = "4XX", description = "Problem", body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 201, description = "Imported", body = Imported)),
     security(("api_key" = [])))]
 async fn import_contacts(
     State(st): State<AppState>,
     CsvBody(body): CsvBody,
 ) -> ApiResult<Response> {
-    let raw: Vec<ContactRow> = parse_rows(&body)?;
-    let mut input = Vec::with_capacity(raw.len());
-    for (i, r) in raw.into_iter().enumerate() {
-        let v = serde_json::json!({"first_name": r.first_name, "last_name": r.last_name,
-            "email": r.email, "phone": r.phone, "company_id": r.company_id});
-        let c: ContactInput = serde_path_to_error::deserialize(v).map_err(|e| {
-            ApiError::invalid(format!("[{}].{}", i + 1, e.path()), e.inner().to_string())
-        })?;
-        input.push(c);
-    }
+    let input: Vec<ContactInput> = parse_rows(&body, CONTACT_COLUMNS)?;
     let n = input.len();
     let mut tx = st.db.pool.begin().await?;
     for (i, c) in input.into_iter().enumerate() {

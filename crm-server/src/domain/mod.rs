@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Declare a string newtype validated by `parse`.
 macro_rules! text_type {
-    ($(#[$m:meta])* $name:ident, $parse:expr) => {
+    ($(#[$m:meta])* $name:ident, $parse:expr, $schema:expr) => {
         $(#[$m])*
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -35,26 +35,46 @@ macro_rules! text_type {
         }
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::Type::String)
-                    .build()
-                    .into()
+                let f: fn() -> utoipa::openapi::ObjectBuilder = $schema;
+                f().build().into()
             }
         }
         impl utoipa::ToSchema for $name {}
     };
 }
 
+/// Characters `char::is_control` refuses (Unicode Cc), for patterns.
+const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
+/// Whitespace `char::is_whitespace` knows that is not a control character.
+const SPACE: &str = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+/// The pattern of [`bounded`] text: no control character but tab and line
+/// feed, and at least one character that is neither space nor control.
+pub fn text_pattern() -> String {
+    let allowed = r"[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]";
+    format!("^{allowed}*[^{CONTROL}{SPACE}]{allowed}*$")
+}
+
+fn text_schema(max: usize) -> utoipa::openapi::ObjectBuilder {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(text_pattern()))
+}
+
+/// Trimmed text of 1..=`max` characters. Length and control characters are
+/// checked before trimming, so the OpenAPI schema says exactly this.
 fn bounded(s: &str, max: usize) -> Result<String, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if t.chars().count() > max {
+    if s.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
-    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err("must not contain control characters".into());
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err("must not contain control characters other than tab and line feed".into());
+    }
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("must not be empty or only spaces".into());
     }
     Ok(t.to_string())
 }
@@ -62,12 +82,14 @@ fn bounded(s: &str, max: usize) -> Result<String, String> {
 text_type!(
     /// A name or title: 1..=200 characters, trimmed.
     Name,
-    |s| bounded(s, 200)
+    |s| bounded(s, 200),
+    || text_schema(200)
 );
 text_type!(
     /// Free text: 1..=10000 characters.
     Text,
-    |s| bounded(s, 10_000)
+    |s| bounded(s, 10_000),
+    || text_schema(10_000)
 );
 text_type!(
     /// An email address, lower-cased; unique per tenant for contacts.
@@ -85,6 +107,17 @@ text_type!(
             return Err("is not a valid email address".into());
         }
         Ok(t)
+    },
+    || {
+        // Optional spaces around local@domain; the domain has a dot, neither
+        // first nor last; no '@', space or control character inside.
+        let ws = format!(r"[\t\n{SPACE}]");
+        let c = format!("[^@{CONTROL}{SPACE}]");
+        let d = format!("[^@.{CONTROL}{SPACE}]");
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .max_length(Some(254))
+            .pattern(Some(format!("^{ws}*{c}+@{d}{c}*[.]{c}*{d}{ws}*$")))
     }
 );
 text_type!(
@@ -96,16 +129,30 @@ text_type!(
         } else {
             Err("must be a three-letter upper-case ISO 4217 code".into())
         }
-    }
+    },
+    || utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some("^[A-Z]{3}$"))
 );
 text_type!(
     /// A calendar date, `YYYY-MM-DD`.
     Date,
     |s| {
-        s.parse::<jiff::civil::Date>()
-            .map(|d| d.to_string())
-            .map_err(|_| "must be a date YYYY-MM-DD".to_string())
-    }
+        let shape = s.len() == 10
+            && s.bytes()
+                .enumerate()
+                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        match s.parse::<jiff::civil::Date>() {
+            Ok(d) if shape && d.year() >= 1 => Ok(d.to_string()),
+            _ => Err("must be a date YYYY-MM-DD (year 0001 to 9999)".to_string()),
+        }
+    },
+    || utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Date,
+        )))
+        .pattern(Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))
 );
 
 /// Declare a closed set of lower-case string values.
@@ -215,7 +262,8 @@ impl utoipa::PartialSchema for MinorUnits {
             .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
                 utoipa::openapi::KnownFormat::Int64,
             )))
-            .description(Some("0 ..= 10^15-1"))
+            .minimum(Some(0))
+            .maximum(Some(999_999_999_999_999_i64))
             .build()
             .into()
     }
@@ -259,7 +307,8 @@ impl utoipa::PartialSchema for Rating {
             .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
                 utoipa::openapi::KnownFormat::Int64,
             )))
-            .description(Some("1 ..= 5"))
+            .minimum(Some(1))
+            .maximum(Some(5))
             .build()
             .into()
     }
@@ -291,5 +340,27 @@ mod tests {
         assert!(MinorUnits::parse(-1).is_err());
         assert!(Currency::parse("eur").is_err());
         assert!(Date::parse("2025-02-30").is_err());
+        for not_iso in [
+            "2025-1-01",
+            "20250101",
+            "0000-01-01",
+            "2025-01-01T00:00",
+            "+2025-01-01",
+        ] {
+            assert!(Date::parse(not_iso).is_err(), "{not_iso}");
+        }
+    }
+
+    #[test]
+    fn text_is_measured_and_checked_before_trimming_as_the_schema_says() {
+        assert_eq!(Name::parse("  Ada ").map(String::from), Ok("Ada".into()));
+        assert!(
+            Name::parse(&format!("{} ", "a".repeat(200))).is_err(),
+            "201 characters"
+        );
+        assert!(Name::parse("\r Ada").is_err(), "carriage return");
+        assert!(Name::parse("Ada\tLovelace\n").is_ok(), "tab and line feed");
+        assert!(Name::parse(" \u{3000}\n").is_err(), "only spaces");
+        assert!(Email::parse(" a@b.io\t").is_ok());
     }
 }
