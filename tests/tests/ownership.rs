@@ -195,9 +195,10 @@ async fn autoscaling_off_then_on_then_an_unrelated_change_keeps_the_replica_coun
             (limits.get("memory")?.0 == "768Mi").then_some(())
         })
         .await;
-    operator
-        .reconciled(operator.metrics.reconciles(Outcome::Ok), 2)
-        .await;
+    // One more reconcile after the change, to see that it, too, leaves the count.
+    let since = operator.metrics.reconciles(Outcome::Ok);
+    operator.nudge(&tenant, "after-memory");
+    operator.reconciled(since, 1).await;
     let deployment = operator.get::<Deployment>(&tenant, "").expect("deployment");
     assert_eq!(
         spec_replicas(&deployment),

@@ -48,7 +48,7 @@ const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
 /// Whitespace `char::is_whitespace` knows that is not a control character.
 const SPACE: &str = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
-/// The pattern of [`bounded`] text: no control character but tab and line
+/// The pattern of `bounded` text: no control character but tab and line
 /// feed, and at least one character that is neither space nor control.
 pub fn text_pattern() -> String {
     let allowed = r"[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]";
