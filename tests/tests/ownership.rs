@@ -76,6 +76,26 @@ impl Drop for Sampler {
     }
 }
 
+/// Autoscaling off at 1,200 req/s, where the peak count is well above the
+/// HPA's minimum; returns that count once the Deployment has it.
+async fn autoscaling_off_at_a_high_load(operator: &Operator, tenant: &CrmTenant) -> i32 {
+    let spec = json!({ "spec": {
+        "autoscaling": { "enabled": false },
+        "load": { "peakRequestsPerSecond": 1200 },
+    } });
+    operator.patch(tenant, spec).await;
+    let peak = operator
+        .eventually("sizing without autoscaling", |op| op.sizing(tenant))
+        .await
+        .replicas;
+    operator
+        .eventually("the peak count set", |op| {
+            (spec_replicas(&op.get::<Deployment>(tenant, "")?) == Some(peak)).then_some(())
+        })
+        .await;
+    peak
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_autoscaled_tenant_leaves_its_replicas_to_the_hpa() {
     let operator = Operator::start();
@@ -145,25 +165,7 @@ async fn autoscaling_off_then_on_then_an_unrelated_change_keeps_the_replica_coun
     let tenant = example("growth-managed");
     operator.ready(&tenant).await;
 
-    // At 1,200 req/s the peak count is well above the HPA's minimum.
-    operator
-        .patch(
-            &tenant,
-            json!({ "spec": {
-                "autoscaling": { "enabled": false },
-                "load": { "peakRequestsPerSecond": 1200 },
-            } }),
-        )
-        .await;
-    let peak = operator
-        .eventually("sizing without autoscaling", |op| op.sizing(&tenant))
-        .await
-        .replicas;
-    operator
-        .eventually("the peak count set", |op| {
-            (spec_replicas(&op.get::<Deployment>(&tenant, "")?) == Some(peak)).then_some(())
-        })
-        .await;
+    let peak = autoscaling_off_at_a_high_load(&operator, &tenant).await;
 
     let sampler = Sampler::start(&operator, &tenant);
     operator
@@ -223,28 +225,9 @@ async fn a_field_the_operator_stops_sending_is_given_up_even_with_no_other_chang
     let operator = Operator::start();
     let tenant = example("growth-managed");
     operator.ready(&tenant).await;
-    // At 1,200 req/s the peak count is well above the HPA's minimum.
-    operator
-        .patch(
-            &tenant,
-            json!({ "spec": {
-                "autoscaling": { "enabled": false },
-                "load": { "peakRequestsPerSecond": 1200 },
-            } }),
-        )
-        .await;
-    let peak = operator
-        .eventually("sizing without autoscaling", |op| op.sizing(&tenant))
-        .await
-        .replicas;
-    operator
-        .eventually("replicas owned by the operator", |op| {
-            let d = op.get::<Deployment>(&tenant, "")?;
-            replica_owners(&d)
-                .contains(&"crm-operator".to_owned())
-                .then_some(())
-        })
-        .await;
+    let peak = autoscaling_off_at_a_high_load(&operator, &tenant).await;
+    let deployment = operator.get::<Deployment>(&tenant, "").expect("deployment");
+    assert!(replica_owners(&deployment).contains(&"crm-operator".to_owned()));
 
     // Autoscaling on: the Deployment the operator wants differs from the
     // live one only by a field it no longer sends.
