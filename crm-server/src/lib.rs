@@ -88,6 +88,26 @@ impl AppState {
         })
     }
 
+    /// State for a server run with `config`: the one place its settings
+    /// become the state's.
+    pub fn from_config(
+        db: Db,
+        api_key: &str,
+        modules: Modules,
+        config: &config::Config,
+    ) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            cache: cache::Cache::new(
+                config.cache_capacity,
+                Duration::from_secs(config.cache_ttl_secs),
+            ),
+            timeout: Duration::from_secs(config.request_timeout_secs),
+            max_body_bytes: config.max_body_bytes,
+            compress_min_bytes: config.compress_min_bytes,
+            ..Self::new(db, api_key, modules)?
+        })
+    }
+
     fn key_matches(&self, presented: &str) -> bool {
         let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         d.ct_eq(&*self.key_digest).into()

@@ -32,14 +32,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            let mut state = AppState::new(db, &api_key, modules)?;
-            state.cache = crm_server::cache::Cache::new(
-                cfg.cache_capacity,
-                std::time::Duration::from_secs(cfg.cache_ttl_secs),
-            );
-            state.timeout = std::time::Duration::from_secs(cfg.request_timeout_secs);
-            state.max_body_bytes = cfg.max_body_bytes;
-            state.compress_min_bytes = cfg.compress_min_bytes;
+            let state = AppState::from_config(db, &api_key, modules, &cfg)?;
             let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
                 .await
                 .with_context(|| format!("binding {}", cfg.listen_addr))?;
