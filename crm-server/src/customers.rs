@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::domain::{Email, Name};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{Id, JsonBody, Page, Q, require_if_match, with_etag};
+use crate::http::{Id, JsonBody, Page, Q, if_match, require_if_match, with_etag};
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
@@ -286,9 +286,10 @@ async fn delete_company(
         "DELETE FROM companies WHERE id = ",
         "companies",
         id,
-        &headers,
+        if_match(&headers)?,
     )
-    .await;
+    .await
+    .map(|()| StatusCode::NO_CONTENT);
     // Contacts of the company were unlinked by the database too.
     st.cache.clear();
     res
@@ -499,9 +500,10 @@ async fn delete_contact(
         "DELETE FROM contacts WHERE id = ",
         "contacts",
         id,
-        &headers,
+        if_match(&headers)?,
     )
-    .await;
+    .await
+    .map(|()| StatusCode::NO_CONTENT);
     st.cache.evict(&Key::Contact(id));
     res
 }

@@ -11,7 +11,9 @@ use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::domain::{CampaignStatus, Channel, Currency, Date, MemberResponse, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{Id, Ids, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
+use crate::http::{
+    Id, Ids, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag,
+};
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
@@ -279,9 +281,10 @@ async fn delete_campaign(
         "DELETE FROM campaigns WHERE id = ",
         "campaigns",
         id,
-        &headers,
+        if_match(&headers)?,
     )
     .await
+    .map(|()| StatusCode::NO_CONTENT)
 }
 
 /// A contact reached by a campaign.

@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::domain::{Currency, Date, DealStage, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{Id, JsonBody, Page, Q, like_pattern, require_if_match, with_etag};
+use crate::http::{Id, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag};
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
@@ -303,7 +303,15 @@ async fn delete_deal(
             field: "order".into(),
         });
     }
-    delete_row(&st, "DELETE FROM deals WHERE id = ", "deals", id, &headers).await
+    delete_row(
+        &st,
+        "DELETE FROM deals WHERE id = ",
+        "deals",
+        id,
+        if_match(&headers)?,
+    )
+    .await
+    .map(|()| StatusCode::NO_CONTENT)
 }
 
 /// An order created from a won deal.

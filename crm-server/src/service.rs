@@ -311,7 +311,8 @@ async fn delete_ticket(
         "DELETE FROM tickets WHERE id = ",
         "tickets",
         id,
-        &headers,
+        if_match(&headers)?,
     )
     .await
+    .map(|()| StatusCode::NO_CONTENT)
 }

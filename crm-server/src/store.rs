@@ -1,13 +1,10 @@
 //! Storage helpers shared by the modules: single-row decoding, optimistic
 //! concurrency (versioned writes) and common filters.
 
-use axum::http::{HeaderMap, StatusCode};
-
 use crate::AppState;
 use crate::db::Sql;
 use crate::domain::Date;
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::if_match;
 
 /// Append created_at date-range conditions.
 pub fn date_range(sql: &mut Sql, from: Option<&str>, to: Option<&str>) -> ApiResult<()> {
@@ -73,15 +70,15 @@ where
     }
 }
 
-/// Delete a versioned row; If-Match is optional here but honoured.
+/// Delete a versioned row; the expected version (If-Match) is optional
+/// here but honoured.
 pub async fn delete_row(
     st: &AppState,
     delete: &'static str,
     table: &'static str,
     id: i64,
-    headers: &HeaderMap,
-) -> ApiResult<StatusCode> {
-    let expected = if_match(headers)?;
+    expected: Option<i64>,
+) -> ApiResult<()> {
     let mut sql = Sql::new(delete);
     sql.bind(id);
     versioned(&mut sql, expected);
@@ -90,7 +87,7 @@ pub async fn delete_row(
         .await
         .map_err(|e| db_error(e, "id"))?;
     stale_or_missing::<IdOnly>(st, table, id, row).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
