@@ -16,12 +16,9 @@ use serde_saphyr::budget::BudgetBreach;
 
 use super::OutputFormat;
 use super::admission::{FieldProblem, Problem, admit_document};
-use super::render;
-use crate::build::{self, Credentials, Desired};
-use crate::validate::{self, Tenant};
-
-/// What stands in for secret values in `plan`'s output.
-pub const GENERATED: &str = "<generated>";
+use super::render::{self, GENERATED, Planned};
+use crate::build::{self, Credentials};
+use crate::validate;
 
 /// The most `plan` reads from one input unless told otherwise, in MiB.
 pub const DEFAULT_MAX_INPUT_MIB: u64 = 1024;
@@ -32,15 +29,6 @@ pub enum PlanError {
     /// The input has problems; each names its file, tenant and field.
     #[error("{} problem(s) in the input", .0.len())]
     Invalid(Vec<Problem>),
-}
-
-/// One tenant, validated and built.
-#[derive(Debug)]
-pub struct Planned {
-    /// The validated tenant with its sizing.
-    pub tenant: Tenant,
-    /// Its objects, secrets as placeholders.
-    pub desired: Desired,
 }
 
 /// How `plan` reads its input.

@@ -7,8 +7,21 @@ use std::fmt::Write;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::plan::Planned;
+use crate::build::Desired;
 use crate::model::ModelCondition;
+use crate::validate::Tenant;
+
+/// What stands in for secret values in `plan`'s output.
+pub const GENERATED: &str = "<generated>";
+
+/// One tenant, validated and built: what `plan` prints.
+#[derive(Debug)]
+pub struct Planned {
+    /// The validated tenant with its sizing.
+    pub tenant: Tenant,
+    /// Its objects, secrets as placeholders.
+    pub desired: Desired,
+}
 
 /// Appends one tenant's text output: its sizing summary, then its objects.
 pub fn text(out: &mut String, p: &Planned) {
@@ -150,7 +163,7 @@ fn show_secret_placeholders(object: &mut Value) {
                 .as_str()
                 .and_then(|e| base64::engine::general_purpose::STANDARD.decode(e).ok())
                 .and_then(|bytes| String::from_utf8(bytes).ok())
-                .unwrap_or_else(|| super::plan::GENERATED.to_owned());
+                .unwrap_or_else(|| GENERATED.to_owned());
             (key, Value::String(text))
         })
         .collect();
