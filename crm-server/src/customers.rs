@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::domain::{Email, Name};
-use crate::error::{ApiError, ApiResult, db_error};
+use crate::error::{ApiResult, db_error};
 use crate::http::{Id, JsonBody, Page, Q, if_match, require_if_match, with_etag};
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
@@ -237,12 +237,7 @@ async fn patch_company(
     let expected = require_if_match(&headers)?;
     st.cache.evict(&Key::Company(id));
     let current = fetch_company(&st, id).await?;
-    // The body is judged before the version, as for PUT: a bad patch is 422
-    // whatever version it names.
-    let b = patch::apply(&current, COMPANY_FIELDS, p)?;
-    if expected.is_some_and(|v| v != current.version) {
-        return Err(ApiError::PreconditionFailed);
-    }
+    let b = patch::apply_versioned(&current, current.version, COMPANY_FIELDS, p, expected)?;
     write_company(&st, id, Some(current.version), b).await
 }
 
@@ -451,12 +446,7 @@ async fn patch_contact(
     let expected = require_if_match(&headers)?;
     st.cache.evict(&Key::Contact(id));
     let current = fetch_contact(&st, id).await?;
-    // The body is judged before the version, as for PUT: a bad patch is 422
-    // whatever version it names.
-    let b = patch::apply(&current, CONTACT_FIELDS, p)?;
-    if expected.is_some_and(|v| v != current.version) {
-        return Err(ApiError::PreconditionFailed);
-    }
+    let b = patch::apply_versioned(&current, current.version, CONTACT_FIELDS, p, expected)?;
     write_contact(&st, id, Some(current.version), b).await
 }
 

@@ -93,6 +93,23 @@ pub fn apply<R: Serialize, T: DeserializeOwned>(
     })
 }
 
+/// As [`apply`], for a PATCH of `current` at `version` that expects
+/// `expected`: the body is judged before the version, as for PUT, so a bad
+/// patch is 422 whatever version it names, and a stale one then 412.
+pub fn apply_versioned<R: Serialize, T: DeserializeOwned>(
+    current: &R,
+    version: i64,
+    fields: &[&str],
+    patch: Map<String, Value>,
+    expected: Option<i64>,
+) -> ApiResult<T> {
+    let body = apply(current, fields, patch)?;
+    if expected.is_some_and(|v| v != version) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,12 +242,7 @@ async fn patch_deal(
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
     let current = fetch_deal(&st, id).await?;
-    // The body is judged before the version, as for PUT: a bad patch is 422
-    // whatever version it names.
-    let b = patch::apply(&current, DEAL_FIELDS, p)?;
-    if expected.is_some_and(|v| v != current.version) {
-        return Err(ApiError::PreconditionFailed);
-    }
+    let b = patch::apply_versioned(&current, current.version, DEAL_FIELDS, p, expected)?;
     write_deal(&st, id, Some(current.version), b).await
 }
 
