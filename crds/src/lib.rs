@@ -8,9 +8,11 @@
 //! `crmtenant.yaml`; a test fails when the two drift apart.
 #![forbid(unsafe_code)]
 
+mod quantity;
 mod spec;
 mod status;
 
+pub use quantity::{Cpu, CpuError};
 pub use spec::{
     AutoscalingSpec, CrmTenant, CrmTenantSpec, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar,
     ExternalDatabaseSpec, HostSpec, LoadSpec, ManagedDatabaseSpec, Module, PerformanceSpec,

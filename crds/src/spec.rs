@@ -10,6 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::quantity::Cpu;
 use crate::status::CrmTenantStatus;
 
 /// A CRM for one customer: the operator sizes it from the expected load and
@@ -165,11 +166,11 @@ pub struct PerformanceSpec {
 #[x_kube(validation = Rule::new("!has(self.containerRatio) || has(self.host)")
     .message("resources.containerRatio needs resources.host.cpu"))]
 pub struct ResourcesSpec {
-    /// CPU cores of one replica (its request and limit). When absent, it is
-    /// host.cpu × containerRatio, or 0.5 cores.
+    /// CPU of one replica (its request and limit), in cores (`0.5`) or as a
+    /// Kubernetes quantity (`"500m"`). When absent, it is host.cpu ×
+    /// containerRatio, or 0.5 cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
-    pub cpu: Option<f64>,
+    pub cpu: Option<Cpu>,
 
     /// Memory of one replica, as a Kubernetes quantity. Defaults to 256Mi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,9 +191,8 @@ pub struct ResourcesSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HostSpec {
-    /// CPU cores of the node.
-    #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
-    pub cpu: f64,
+    /// CPU of the node, in cores (`4`) or as a Kubernetes quantity (`"4000m"`).
+    pub cpu: Cpu,
 }
 
 /// Bounds on the replica count.
@@ -324,10 +324,10 @@ pub struct ManagedDatabaseSpec {
     #[schemars(length(min = 1))]
     pub image: String,
 
-    /// CPU cores of the PostgreSQL pod.
+    /// CPU of the PostgreSQL pod, in cores (`0.5`) or as a Kubernetes
+    /// quantity (`"500m"`).
     #[serde(default = "defaults::postgres_cpu")]
-    #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
-    pub cpu: f64,
+    pub cpu: Cpu,
 
     /// Memory of the PostgreSQL pod, as a Kubernetes quantity.
     #[serde(default = "defaults::postgres_memory")]
@@ -496,8 +496,8 @@ pub mod defaults {
         "postgres:17-alpine".into()
     }
     /// Managed PostgreSQL CPU.
-    pub fn postgres_cpu() -> f64 {
-        0.5
+    pub fn postgres_cpu() -> crate::Cpu {
+        crate::Cpu::from(0.5)
     }
     /// Managed PostgreSQL memory.
     pub fn postgres_memory() -> String {

@@ -147,7 +147,7 @@ pub fn validate_with(tenant: &CrmTenant, default_image: &str) -> Result<Tenant, 
     let spec = &tenant.spec;
     let database = resolve_database(spec.database.clone().unwrap_or_default())?;
     check_cross_field_rules(spec, &database)?;
-    let inputs = model::Inputs::from_spec(spec);
+    let inputs = model::Inputs::from_spec(spec).map_err(|e| field(e.path, &e.message))?;
     let capacity = model::size(&inputs);
     let resources = spec.resources.clone();
     let server = spec.server.clone().unwrap_or_default();
@@ -248,7 +248,10 @@ fn resolve_database(spec: DatabaseSpec) -> Result<Database, ValidationError> {
             let managed = spec.managed.unwrap_or_default();
             DatabaseTarget::Managed {
                 image: managed.image,
-                cpu: managed.cpu,
+                cpu: managed
+                    .cpu
+                    .cores()
+                    .map_err(|e| field("spec.database.managed.cpu", &e.to_string()))?,
                 memory: managed.memory,
             }
         }
@@ -369,6 +372,71 @@ mod tests {
         ];
         for (spec, path) in cases {
             assert_eq!(error_path(spec.clone()), path, "{spec}");
+        }
+    }
+
+    #[test]
+    fn cpu_is_read_as_cores_or_as_a_kubernetes_quantity() {
+        let cores = |resources: serde_json::Value| {
+            validate(&tenant(
+                json!({ "load": { "activeUsers": 50 }, "resources": resources }),
+            ))
+            .expect("valid")
+            .cpu
+        };
+        assert_eq!(cores(json!({ "cpu": 0.5 })), 0.5);
+        assert_eq!(cores(json!({ "cpu": "250m" })), 0.25);
+        assert_eq!(cores(json!({ "cpu": "2" })), 2.0);
+        assert_eq!(
+            cores(json!({ "host": { "cpu": "4" }, "containerRatio": 0.25 })),
+            1.0
+        );
+        assert_eq!(
+            cores(json!({ "host": { "cpu": 8 }, "containerRatio": 0.5 })),
+            4.0
+        );
+
+        let managed = validate(&tenant(json!({
+            "load": { "activeUsers": 50 },
+            "database": { "mode": "Managed", "managed": { "cpu": "1500m" } },
+        })))
+        .expect("valid");
+        assert!(matches!(managed.database.mode, DatabaseTarget::Managed { cpu, .. } if cpu == 1.5));
+    }
+
+    #[test]
+    fn a_malformed_cpu_is_a_field_error_naming_the_value() {
+        let cases = [
+            (
+                json!({ "resources": { "cpu": "250x" } }),
+                "spec.resources.cpu",
+                "250x",
+            ),
+            (
+                json!({ "resources": { "cpu": 0 } }),
+                "spec.resources.cpu",
+                "greater than zero",
+            ),
+            (
+                json!({ "resources": { "host": { "cpu": "-4" } } }),
+                "spec.resources.host.cpu",
+                "greater than zero",
+            ),
+            (
+                json!({ "database": { "mode": "Managed", "managed": { "cpu": [1] } } }),
+                "spec.database.managed.cpu",
+                "a number or a string",
+            ),
+        ];
+        for (mut spec, expected_path, expected_message) in cases {
+            spec["load"] = json!({ "activeUsers": 50 });
+            match validate(&tenant(spec.clone())) {
+                Err(ValidationError::Field { path, message }) => {
+                    assert_eq!(path, expected_path, "{spec}");
+                    assert!(message.contains(expected_message), "{spec}: {message}");
+                }
+                other => panic!("{spec}: expected a field error, got {other:?}"),
+            }
         }
     }
 }

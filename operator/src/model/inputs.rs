@@ -1,6 +1,6 @@
 //! Spec → [`Inputs`]: every default of MODEL.md "Inputs and defaults" resolved.
 
-use crm_crds::{CrmTenantSpec, DatabaseMode, Tier, defaults};
+use crm_crds::{Cpu, CrmTenantSpec, DatabaseMode, ResourcesSpec, Tier, defaults};
 
 use super::Inputs;
 
@@ -25,25 +25,50 @@ pub fn tier_latency_target_ms(tier: Tier) -> f64 {
 /// CPU cores of one replica when the spec gives none.
 pub const DEFAULT_CPU: f64 = 0.5;
 
+/// A spec value the model cannot read.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct InputError {
+    /// JSON path of the field, e.g. `spec.resources.cpu`.
+    pub path: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// CPU cores of one replica: resources.cpu, else host.cpu × containerRatio,
+/// else [`DEFAULT_CPU`].
+fn replica_cpu(resources: Option<&ResourcesSpec>) -> Result<f64, InputError> {
+    let Some(resources) = resources else {
+        return Ok(DEFAULT_CPU);
+    };
+    let cores = |cpu: &Cpu, path| {
+        cpu.cores().map_err(|e| InputError {
+            path,
+            message: e.to_string(),
+        })
+    };
+    if let Some(cpu) = &resources.cpu {
+        return cores(cpu, "spec.resources.cpu");
+    }
+    match &resources.host {
+        Some(host) => {
+            Ok(cores(&host.cpu, "spec.resources.host.cpu")?
+                * resources.container_ratio.unwrap_or(1.0))
+        }
+        None => Ok(DEFAULT_CPU),
+    }
+}
+
 impl Inputs {
     /// Resolves the spec's defaults.
-    pub fn from_spec(spec: &CrmTenantSpec) -> Self {
+    pub fn from_spec(spec: &CrmTenantSpec) -> Result<Self, InputError> {
         let performance = spec.performance.as_ref();
-        let resources = spec.resources.as_ref();
-        let cpu = resources
-            .and_then(|r| {
-                r.cpu.or_else(|| {
-                    r.host
-                        .as_ref()
-                        .map(|h| h.cpu * r.container_ratio.unwrap_or(1.0))
-                })
-            })
-            .unwrap_or(DEFAULT_CPU);
+        let cpu = replica_cpu(spec.resources.as_ref())?;
         let database_mode = spec.database.as_ref().map(|d| d.mode).unwrap_or_default();
         let embedded = database_mode == DatabaseMode::Embedded;
         let replicas = spec.replicas.as_ref();
         let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).map(|n| n.max(1));
-        Inputs {
+        Ok(Inputs {
             peak_requests_per_second: spec.load.peak_requests_per_second,
             active_users: spec.load.active_users.map(|u| u as f64),
             requests_per_user_per_minute: spec.load.requests_per_user_per_minute,
@@ -77,6 +102,6 @@ impl Inputs {
                 .map_or_else(defaults::max_connections, |d| d.max_connections)
                 .max(1) as u32,
             embedded,
-        }
+        })
     }
 }

@@ -14,7 +14,7 @@ mod inputs;
 #[cfg(test)]
 mod tests;
 
-pub use inputs::{DEFAULT_CPU, tier_floor, tier_latency_target_ms};
+pub use inputs::{DEFAULT_CPU, InputError, tier_floor, tier_latency_target_ms};
 
 use crm_crds::{Sizing, condition};
 
