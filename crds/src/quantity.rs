@@ -142,7 +142,9 @@ mod tests {
     use super::*;
 
     fn cores(value: Value) -> Result<f64, CpuError> {
-        serde_json::from_value::<Cpu>(value).unwrap().cores()
+        serde_json::from_value::<Cpu>(value)
+            .expect("any JSON value is a Cpu")
+            .cores()
     }
 
     #[test]
@@ -161,7 +163,7 @@ mod tests {
             (serde_json::json!("100000u"), 0.1),
             (serde_json::json!("1k"), 1000.0),
         ] {
-            let parsed = cores(value.clone()).unwrap();
+            let parsed = cores(value.clone()).expect("a CPU amount");
             assert!((parsed - expected).abs() < 1e-12, "{value}: {parsed}");
         }
     }
@@ -184,7 +186,7 @@ mod tests {
                 "expected a number or a string",
             ),
         ] {
-            let error = cores(value.clone()).unwrap_err();
+            let error = cores(value.clone()).expect_err("not a CPU amount");
             assert!(error.reason.contains(reason), "{value}: {error}");
             assert!(error.to_string().starts_with(&value.to_string()), "{error}");
         }
@@ -193,8 +195,8 @@ mod tests {
     #[test]
     fn the_value_reads_back_as_written() {
         for text in [r#""500m""#, "0.5", "2"] {
-            let cpu: Cpu = serde_json::from_str(text).unwrap();
-            assert_eq!(serde_json::to_string(&cpu).unwrap(), text);
+            let cpu: Cpu = serde_json::from_str(text).expect("JSON");
+            assert_eq!(serde_json::to_string(&cpu).expect("serialises"), text);
         }
         assert_eq!(Cpu::from("250m").to_string(), "250m");
         assert_eq!(Cpu::from(0.5).to_string(), "0.5");
