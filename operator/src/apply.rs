@@ -142,7 +142,29 @@ impl Run<'_> {
             return Ok(());
         }
         let base = self.tenant.capacity.sizing.min_replicas;
-        if let Some(replicas) = ownership::handover(object, live.as_deref(), base) {
+        let live = match live {
+            Some(live) => Some(Deployment::clone(&live)),
+            // Not in the cache: read it, since a count the autoscaler set
+            // must never be replaced by a creation's.
+            None => self
+                .api::<Deployment>()
+                .get_opt(&object.name_any())
+                .await
+                .map_err(|source| Error::Apply {
+                    kind: "Deployment",
+                    name: object.name_any(),
+                    source,
+                })?,
+        };
+        if live.is_none() {
+            // A new Deployment the autoscaler will own starts at the
+            // autoscaler's floor, not at the API server's default of one
+            // (which the HPA would only raise a sync period later); the
+            // count is handed over like any other we own.
+            let created = ownership::with_replicas(object, base);
+            return self.apply_sending(&created, object, || None).await;
+        }
+        if let Some(replicas) = ownership::handover(object, live.as_ref(), base) {
             self.hand_over(object, replicas).await?;
         }
         self.apply(object, || store.get(&at)?.resource_version())
@@ -205,11 +227,23 @@ impl Run<'_> {
         object: &K,
         cached: impl FnOnce() -> Option<String>,
     ) -> Result<()> {
+        self.apply_sending(object, object, cached).await
+    }
+
+    /// [`Self::apply`], sending `sent`: `object` plus what only a creation
+    /// adds. The ledger records `object`, which is what later reconciles
+    /// build again.
+    async fn apply_sending<K: Child>(
+        &mut self,
+        sent: &K,
+        object: &K,
+        cached: impl FnOnce() -> Option<String>,
+    ) -> Result<()> {
         let name = object.name_any();
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = self
             .api::<K>()
-            .patch(&name, &params, &Patch::Apply(object))
+            .patch(&name, &params, &Patch::Apply(sent))
             .await
             .map_err(|source| Error::Apply {
                 kind: <K as k8s_openapi::Resource>::KIND,

@@ -14,6 +14,7 @@ use kube::{Client, ResourceExt};
 use crate::kinds::Stores;
 use crate::metrics::Metrics;
 use crate::synced::Synced;
+use crate::written::Written;
 use crm_crds::CrmTenant;
 
 /// Where shared PostgreSQL servers are registered unless told otherwise.
@@ -69,6 +70,8 @@ pub struct Context {
     pub settings: Settings,
     /// Reconcile counts and durations.
     pub metrics: Arc<Metrics>,
+    /// Statuses written that the tenant cache may not show yet.
+    pub written: Written,
     /// Consecutive failures per tenant, for backoff.
     failures: Mutex<HashMap<ObjectRef<CrmTenant>, u32>>,
     /// Whether every watch has listed.
@@ -103,6 +106,7 @@ impl Context {
             recorder,
             settings,
             metrics,
+            written: Written::new(),
             failures: Mutex::new(HashMap::new()),
             synced,
         }

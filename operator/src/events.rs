@@ -12,11 +12,11 @@ use crate::context::Context;
 pub async fn publish_changes(
     tenant: &CrmTenant,
     context: &Context,
+    previous: Option<&CrmTenantStatus>,
     report: &Report,
     rotated: &[&str],
     new: &CrmTenantStatus,
 ) {
-    let previous = tenant.status.as_ref();
     if previous.and_then(|s| s.phase).is_none() && !report.applied.is_empty() {
         let note = format!("created {}", report.applied.join(", "));
         publish(tenant, context, EventType::Normal, "Created", &note).await;

@@ -37,6 +37,7 @@ pub mod server;
 pub mod status;
 pub mod synced;
 pub mod validate;
+pub mod written;
 
 /// Why a reconcile failed. Each variant names the action that failed.
 #[derive(Debug, thiserror::Error)]

@@ -60,6 +60,16 @@ fn digest<K: Serialize>(object: &K) -> Option<String> {
     Some(hex::encode(&Sha256::digest(&bytes)[..16]))
 }
 
+/// `desired` with `spec.replicas` set to `replicas` unless it has a count:
+/// what a new Deployment whose count the autoscaler will own is created with.
+pub fn with_replicas(desired: &Deployment, replicas: i32) -> Deployment {
+    let mut created = desired.clone();
+    if let Some(spec) = created.spec.as_mut() {
+        spec.replicas.get_or_insert(replicas);
+    }
+    created
+}
+
 /// The replica count to hand over before applying `desired`, if any: when
 /// `desired` leaves `spec.replicas` to the HPA while the live object still
 /// has it as ours. The count is the current one, never below `base` (the

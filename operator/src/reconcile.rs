@@ -99,6 +99,7 @@ async fn reconcile_tenant(
     context: &Context,
 ) -> Result<Action> {
     if provision::deleting(tenant) {
+        context.written.forget(tenant);
         return provision::finalize(tenant, context).await;
     }
     let validated = validated.as_ref().map_err(|e| Error::Invalid(e.clone()))?;
@@ -115,19 +116,37 @@ async fn reconcile_tenant(
         applied = Some((resolved, report));
     }
     let observed = observe(validated, context, paused, applied.as_ref().map(|(r, _)| r));
-    let new_status = status::status(validated, &observed, tenant.status.as_ref(), &now());
+    let previous = context.written.current(tenant);
+    let new_status = status::status(validated, &observed, previous.as_ref(), &now());
     let ready = new_status.phase == Some(Phase::Ready);
-    if tenant.status.as_ref() != Some(&new_status) {
+    if previous.as_ref() != Some(&new_status) {
         patch_status(tenant, context, &new_status).await?;
     }
     let awaited = applied.as_ref().is_some_and(|(_, report)| report.awaited);
     if let Some((resolved, report)) = &applied {
-        events::publish_changes(tenant, context, report, &resolved.rotated, &new_status).await;
+        events::publish_changes(
+            tenant,
+            context,
+            previous.as_ref(),
+            report,
+            &resolved.rotated,
+            &new_status,
+        )
+        .await;
         if let Some(provisioned) = &resolved.shared {
             provision::publish_provisioned(tenant, context, provisioned).await;
         }
     } else {
-        events::publish_changes(tenant, context, &Report::default(), &[], &new_status).await;
+        let unchanged = Report::default();
+        events::publish_changes(
+            tenant,
+            context,
+            previous.as_ref(),
+            &unchanged,
+            &[],
+            &new_status,
+        )
+        .await;
     }
     let mut next = if ready || paused { RESYNC } else { CONVERGING };
     if awaited {
@@ -338,6 +357,7 @@ async fn patch_status(
     )
     .await
     .map_err(|source| Error::PatchStatus { name, source })?;
+    context.written.record(tenant, status);
     Ok(())
 }
 
@@ -356,6 +376,7 @@ async fn report_failure(
         &error.to_string(),
     )
     .await;
+    let previous = context.written.current(tenant);
     let new_status = match validated {
         Some(validated) => {
             let mut observed = observe(validated, context, paused(tenant), None);
@@ -368,17 +389,17 @@ async fn report_failure(
                     message,
                 };
             }
-            status::status(validated, &observed, tenant.status.as_ref(), &now())
+            status::status(validated, &observed, previous.as_ref(), &now())
         }
         // An invalid spec has no sizing: status keeps what it had and says why.
         None => status::invalid(
-            tenant.status.as_ref(),
+            previous.as_ref(),
             tenant.meta().generation,
             &failure(error),
             &now(),
         ),
     };
-    if tenant.status.as_ref() != Some(&new_status)
+    if previous.as_ref() != Some(&new_status)
         && let Err(e) = patch_status(tenant, context, &new_status).await
     {
         tracing::warn!(tenant = %tenant.name_any(), error = %e, "could not record the failure in status");

@@ -11,6 +11,7 @@ mod harness;
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crm_operator::labels::FIELD_MANAGER;
 use harness::*;
 
 /// Managers that own the Deployment's `spec.replicas`.
@@ -97,18 +98,41 @@ async fn autoscaling_off_at_a_high_load(operator: &Operator, tenant: &CrmTenant)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_autoscaled_tenant_leaves_its_replicas_to_the_hpa() {
+async fn a_new_autoscaled_tenant_starts_at_the_hpa_minimum_and_hands_it_over() {
     let operator = Operator::start();
     let tenant = example("growth-managed");
     operator.ready(&tenant).await;
     let min = hpa_min(&operator, &tenant);
-    let deployment = operator
-        .eventually("the HPA at its minimum", |op| {
-            let d = op.get::<Deployment>(&tenant, "")?;
-            (spec_replicas(&d) == Some(min)).then_some(d)
+    // Created at the floor, not at the API server's default of one: the
+    // HPA had nothing to raise, so the count is still the operator's.
+    let deployment = operator.get::<Deployment>(&tenant, "").expect("Deployment");
+    assert_eq!(spec_replicas(&deployment), Some(min));
+    assert_eq!(replica_owners(&deployment), [FIELD_MANAGER]);
+
+    // The HPA scales up; an unrelated change then applies without the
+    // count, and the HPA's count stays.
+    let ns = tenant.namespace().expect("namespace");
+    operator.double.recommend(&ns, &tenant.name_any(), min + 1);
+    operator
+        .eventually("the HPA's count", |op| {
+            (spec_replicas(&op.get::<Deployment>(&tenant, "")?) == Some(min + 1)).then_some(())
         })
         .await;
-    assert_eq!(replica_owners(&deployment), ["kube-controller-manager"]);
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "server": { "env": [{ "name": "TZ", "value": "UTC" }] } } }),
+        )
+        .await;
+    let deployment = operator
+        .eventually("the change applied", |op| {
+            let d = op.get::<Deployment>(&tenant, "")?;
+            let env = serde_json::to_string(&d.spec.as_ref()?.template).ok()?;
+            env.contains("\"TZ\"").then_some(d)
+        })
+        .await;
+    assert_eq!(spec_replicas(&deployment), Some(min + 1));
+    assert!(!replica_owners(&deployment).contains(&FIELD_MANAGER.to_owned()));
     operator.shutdown().await;
 }
 

@@ -118,6 +118,20 @@ impl Operator {
             .get_object::<K>(&ns, &format!("{}{suffix}", tenant.name_any()))
     }
 
+    /// Waits until the double has had no request for half a second: the
+    /// reconciles that the last changes caused have finished.
+    pub async fn quiet(&self) {
+        let mut seen = self.double.request_log().len();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.double.request_log().len();
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    }
+
     /// Polls `check` until it returns something, or fails the test naming `what`.
     pub async fn eventually<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
         crm_tests::eventually(
