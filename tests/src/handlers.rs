@@ -357,30 +357,27 @@ fn object_name(obj: &mut Value, rv: u64) -> Result<String, ApiError> {
     Ok(format!("{prefix}{:05x}", rv + 1))
 }
 
+/// One page of a list: the objects of the route's type (and namespace)
+/// after the `continue` key, read from the ordered store, so a page costs its
+/// own length and not the size of the store.
 fn list(state: &State, route: &Route) -> Value {
-    let items: Vec<&Value> = state
-        .objects
-        .iter()
-        .filter(|(k, _)| k.0 == route.res && route.ns.as_ref().is_none_or(|ns| &k.1 == ns))
-        .map(|(_, v)| v)
-        .filter(|v| route.query.selector.matches(v))
-        .collect();
-    let start = route
-        .query
-        .cont
-        .as_deref()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0usize)
-        .min(items.len());
-    let end = route
-        .query
-        .limit
-        .filter(|l| *l > 0)
-        .map_or(items.len(), |l| (start + l).min(items.len()));
+    let after = route.query.cont.as_deref().and_then(|c| c.split_once('/'));
+    let limit = route.query.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let mut matching = state
+        .objects_of(&route.res, route.ns.as_deref(), after)
+        .filter(|(_, v)| route.query.selector.matches(v));
+    let mut items: Vec<&Value> = Vec::new();
+    let mut last = None;
+    for (key, value) in matching.by_ref().take(limit) {
+        items.push(value);
+        last = Some(key);
+    }
     let mut metadata = json!({ "resourceVersion": state.rv.to_string() });
-    if end < items.len() {
-        metadata["continue"] = end.to_string().into();
-        metadata["remainingItemCount"] = (items.len() - end).into();
+    if let Some((_, ns, name)) = last
+        && matching.next().is_some()
+    {
+        // As the API server's, the token is opaque: here the last key given.
+        metadata["continue"] = format!("{ns}/{name}").into();
     }
     let kind = route
         .res
@@ -390,7 +387,7 @@ fn list(state: &State, route: &Route) -> Value {
         "apiVersion": route.res.api_version(),
         "kind": kind,
         "metadata": metadata,
-        "items": items[start..end],
+        "items": items,
     })
 }
 

@@ -27,7 +27,7 @@
 //! schema validation, and no defaulting but `spec.replicas`; label
 //! selectors are equality-based only (`a=b`, `a!=b`, `a`, `!a`); `dryRun`
 //! and delete preconditions are ignored; watches send no BOOKMARK events;
-//! `continue` tokens are list offsets.
+//! `continue` tokens name the last key of the page.
 #![forbid(unsafe_code)]
 
 mod autoscaler;

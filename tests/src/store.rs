@@ -104,6 +104,30 @@ pub(crate) struct State {
     pub recommendations: BTreeMap<(String, String), i32>,
 }
 
+impl State {
+    /// The objects of `res`, in one namespace or all, in key order, after the
+    /// `(namespace, name)` given.
+    pub fn objects_of<'a>(
+        &'a self,
+        res: &'a Res,
+        ns: Option<&'a str>,
+        after: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        use std::ops::Bound;
+        let start = match after {
+            Some((ns, name)) => Bound::Excluded((res.clone(), ns.to_owned(), name.to_owned())),
+            None => Bound::Included((
+                res.clone(),
+                ns.unwrap_or_default().to_owned(),
+                String::new(),
+            )),
+        };
+        self.objects
+            .range((start, Bound::Unbounded))
+            .take_while(move |(k, _)| &k.0 == res && ns.is_none_or(|ns| k.1 == ns))
+    }
+}
+
 fn now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")

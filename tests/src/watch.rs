@@ -78,8 +78,7 @@ pub(crate) fn watch(
         let initial: Option<Vec<Bytes>> = match since {
             None => Some(
                 state
-                    .objects
-                    .iter()
+                    .objects_of(&route.res, route.ns.as_deref(), None)
                     .filter_map(|(k, v)| filter.line("ADDED", (&k.0, &k.1), v))
                     .collect(),
             ),
