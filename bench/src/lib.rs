@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod baseline;
 pub mod mix;
 pub mod operator;
 pub mod proc;

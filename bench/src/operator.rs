@@ -133,6 +133,38 @@ impl Operator {
         }
     }
 
+    /// Waits until it reports ready (`/readyz`: its caches filled) and
+    /// returns how long that took from now.
+    pub async fn wait_ready(&self, deadline: tokio::time::Instant) -> anyhow::Result<Duration> {
+        let start = tokio::time::Instant::now();
+        loop {
+            if self.ready().await {
+                return Ok(start.elapsed());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the operator did not become ready in time");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn ready(&self) -> bool {
+        match self {
+            Self::InProcess { metrics, .. } => metrics.is_synced(),
+            Self::Process(external) => {
+                let External {
+                    metrics_addr, http, ..
+                } = external.as_ref();
+                let Ok(uri) = format!("http://{metrics_addr}/readyz").parse::<hyper::Uri>() else {
+                    return false;
+                };
+                http.get(uri)
+                    .await
+                    .is_ok_and(|response| response.status().is_success())
+            }
+        }
+    }
+
     /// Reconciles finished, successful or not.
     pub async fn reconciles(&self) -> u64 {
         self.metrics_text()

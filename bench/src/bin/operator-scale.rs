@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use crm_bench::baseline::{self, Baseline};
 use crm_bench::operator::{Operator, counter, serve_double};
 use crm_bench::proc::self_status_kib;
 use crm_crds::{CrmTenant, Phase};
-use crm_operator::build::{self, Credentials};
 use crm_operator::controller::Settings;
-use crm_operator::validate;
 use crm_tests::ApiDouble;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -135,11 +134,19 @@ async fn main() -> anyhow::Result<()> {
         None => Operator::in_process(&double, settings.clone()),
     };
 
+    // The raw baseline: the same children applied by a plain client to a
+    // double of their own, over the same transport as the operator's.
+    let raw = raw_baseline(&tenants, args.concurrency, served.is_some()).await?;
+
     // First pass: every tenant new.
+    let started = Instant::now();
     let op = start_operator(&settings).await?;
     let start = Instant::now();
+    let first_ready = op.wait_ready(start + timeout).await?;
+    let mut provisioned = 0.0;
     let converging = async {
         wait_all(&double, &tenants, start + timeout, |_| true).await?;
+        provisioned = started.elapsed().as_secs_f64();
         pods_ready(&double, &tenants);
         wait_all(&double, &tenants, start + timeout, |p| {
             p == Some(Phase::Ready)
@@ -173,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
     let secrets_before = secret_data(&double);
     let op = start_operator(&settings).await?;
     let start = Instant::now();
+    let resync_ready = op.wait_ready(start + timeout).await?;
     let n = tenants.len() as u64;
     while op.reconciles().await < n {
         if Instant::now() > start + timeout {
@@ -207,6 +215,23 @@ async fn main() -> anyhow::Result<()> {
         server.abort();
         let _ = std::fs::remove_dir_all(dir);
     }
+    println!(
+        "raw-baseline objects={} seconds={:.2} objects_per_second={:.1}",
+        raw.objects,
+        raw.elapsed.as_secs_f64(),
+        raw.rate()
+    );
+    println!(
+        "first-pass-provisioned seconds={provisioned:.2} children_per_second={:.1} \
+         ratio_to_raw={:.2}",
+        raw.objects as f64 / provisioned,
+        raw.elapsed.as_secs_f64() / provisioned
+    );
+    println!(
+        "startup ready_seconds_first_pass={:.2} ready_seconds_restart={:.2}",
+        first_ready.as_secs_f64(),
+        resync_ready.as_secs_f64()
+    );
     first.print("first-pass", tenants.len(), args.concurrency);
     resync.print("resync", tenants.len(), args.concurrency);
     println!(
@@ -215,6 +240,31 @@ async fn main() -> anyhow::Result<()> {
     );
     print_memory(tenants.len(), rss_start, rss_loaded);
     Ok(())
+}
+
+/// Applies the tenants' children with a plain client to a fresh double.
+async fn raw_baseline(
+    tenants: &[CrmTenant],
+    concurrency: u16,
+    over_http: bool,
+) -> anyhow::Result<Baseline> {
+    let double = ApiDouble::new();
+    for t in tenants {
+        double.put_object(t)?;
+    }
+    let objects = baseline::children(tenants)?;
+    let (client, server) = if over_http {
+        let (addr, task) = serve_double(&double).await?;
+        let config = kube::Config::new(format!("http://{addr}").parse()?);
+        (kube::Client::try_from(config)?, Some(task))
+    } else {
+        (double.client(), None)
+    };
+    let result = baseline::apply(&client, objects, usize::from(concurrency)).await;
+    if let Some(task) = server {
+        task.abort();
+    }
+    result
 }
 
 fn print_memory(tenants: usize, rss_start: Option<u64>, rss_loaded: Option<u64>) {
@@ -425,17 +475,12 @@ fn reconcile_p99(text: &str) -> String {
 
 /// Stores each tenant's desired children as the operator would have created them.
 fn fill_children(double: &ApiDouble, tenants: &[CrmTenant]) -> anyhow::Result<usize> {
-    let credentials = Credentials::new("k".repeat(32), "p".repeat(32));
-    let mut children = 0;
-    for tenant in tenants {
-        let validated = validate::validate(tenant)
-            .with_context(|| format!("validate {}", tenant.name_any()))?;
-        for object in build::build(&validated, &credentials).objects() {
-            put_value(double, object)?;
-            children += 1;
-        }
+    let children = baseline::children(tenants)?;
+    let count = children.len();
+    for (_, _, object) in children {
+        put_value(double, object)?;
     }
-    Ok(children)
+    Ok(count)
 }
 
 fn put_value(double: &ApiDouble, object: Value) -> anyhow::Result<()> {
