@@ -13,8 +13,9 @@ mod status;
 
 pub use spec::{
     AutoscalingSpec, CrmTenant, CrmTenantSpec, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar,
-    ExternalDatabaseSpec, HostSpec, LoadSpec, ManagedDatabaseSpec, Module, PerformanceSpec,
-    ReplicasSpec, ResourcesSpec, SecretKeyRef, ServerSpec, SharedDatabaseSpec, Tier, defaults,
+    ExposeSpec, ExternalDatabaseSpec, GatewayExposeSpec, HostSpec, IngressExposeSpec, IssuerKind,
+    IssuerRef, LoadSpec, ManagedDatabaseSpec, Module, PerformanceSpec, ReplicasSpec, ResourcesSpec,
+    SecretKeyRef, ServerSpec, SharedDatabaseSpec, Tier, TlsSpec, defaults,
 };
 pub use status::{CrmTenantStatus, Phase, Sizing};
 

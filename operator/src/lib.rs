@@ -23,6 +23,7 @@ pub mod context;
 pub mod controller;
 pub mod database;
 pub mod events;
+pub mod gateway_api;
 pub mod kinds;
 pub mod labels;
 pub mod leader;
@@ -115,6 +116,18 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The spec asks for a kind of object the cluster does not serve.
+    #[error(
+        "{kind} {name}: the cluster does not serve {api_version} (install its CRDs and restart the operator, or choose another way to expose the tenant)"
+    )]
+    Unserved {
+        /// Kind of the child.
+        kind: &'static str,
+        /// Name of the child.
+        name: String,
+        /// The API version the cluster lacks.
+        api_version: &'static str,
+    },
     /// The API server did not answer within the reconcile timeout.
     #[error("reconcile took longer than {0:?}; the API server did not answer in time")]
     Timeout(std::time::Duration),
@@ -126,7 +139,7 @@ impl Error {
     /// or object the API server rejects as invalid cannot.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Invalid(_) => false,
+            Error::Invalid(_) | Error::Unserved { .. } => false,
             // A server that is down, or a registration Secret being fixed,
             // comes right without a spec change; the Secret is not watched,
             // so only a retry notices.
@@ -154,6 +167,7 @@ impl Error {
             Error::PatchStatus { .. } => "StatusUpdateFailed",
             Error::GenerateCredentials(_) => "CredentialGenerationFailed",
             Error::Timeout(_) => "Timeout",
+            Error::Unserved { .. } => "KindNotServed",
             Error::ReadSecret { .. } => "ReadSecretFailed",
             Error::SharedServer { reason, .. } => reason,
             Error::SharedDatabase { source, .. } => source.kind.reason(),

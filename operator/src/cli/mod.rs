@@ -77,6 +77,17 @@ pub struct RunArgs {
     /// `url` holds an admin connection URL of that server.
     #[arg(long, env = "CRM_OPERATOR_SHARED_SERVERS_NAMESPACE", default_value = crate::controller::DEFAULT_SHARED_SERVERS_NAMESPACE)]
     pub shared_servers_namespace: String,
+    /// Namespaces of the monitoring stack, as a label selector
+    /// (`key=value[,key=value…]`): the tenants' network policies admit
+    /// their pods to the metrics port of crm-server, and nowhere else. An
+    /// empty value admits no scraper.
+    #[arg(
+        long,
+        env = "CRM_OPERATOR_MONITORING_NAMESPACE_SELECTOR",
+        default_value = "kubernetes.io/metadata.name=monitoring",
+        value_parser = NamespaceSelector::parse
+    )]
+    pub monitoring_namespace_selector: NamespaceSelector,
     /// Log format.
     #[arg(long, env = "CRM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -105,6 +116,16 @@ pub struct RunArgs {
     pub lease_duration_secs: u64,
 }
 
+/// A namespace label selector given on the command line; empty selects none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamespaceSelector(pub Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>);
+
+impl NamespaceSelector {
+    fn parse(text: &str) -> Result<Self, String> {
+        crate::labels::parse_selector(text).map(NamespaceSelector)
+    }
+}
+
 /// How the operator logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -125,6 +146,7 @@ impl RunArgs {
             reconcile_timeout: std::time::Duration::from_secs(self.reconcile_timeout_secs),
             cache_sync_timeout: std::time::Duration::from_secs(self.cache_sync_timeout_secs),
             shared_servers_namespace: self.shared_servers_namespace.clone(),
+            monitoring_namespaces: self.monitoring_namespace_selector.0.clone(),
             ..crate::controller::Settings::default()
         }
     }
