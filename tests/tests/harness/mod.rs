@@ -281,7 +281,8 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
         )*};
     }
     use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
-    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use crm_operator::gateway_api::HttpRoute;
+    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     kinds!(
         ServiceAccount,
@@ -292,6 +293,8 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
         HorizontalPodAutoscaler,
         PodDisruptionBudget,
         NetworkPolicy,
+        Ingress,
+        HttpRoute,
         StatefulSet,
         PersistentVolumeClaim
     );
