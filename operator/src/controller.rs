@@ -50,7 +50,10 @@ pub async fn run(
     let synced = Synced::new(kinds::WATCHES);
     let unserved = kinds::unserved(&client).await;
     if !unserved.is_empty() {
-        tracing::info!(?unserved, "the cluster does not serve these kinds: not watching them");
+        tracing::info!(
+            ?unserved,
+            "the cluster does not serve these kinds: not watching them"
+        );
     }
     let watch = Watch {
         client: &client,

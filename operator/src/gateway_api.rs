@@ -209,9 +209,7 @@ pub(crate) mod tests {
     /// or mistyped field fails here rather than on a cluster.
     fn upstream_rules() -> Value {
         let dns_subdomain = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
-        let string = |max: u64, pattern: &str| {
-            json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": pattern })
-        };
+        let string = |max: u64, pattern: &str| json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": pattern });
         json!({
             "type": "object",
             "required": ["apiVersion", "kind", "metadata", "spec"],
@@ -285,7 +283,10 @@ pub(crate) mod tests {
     pub(crate) fn assert_upstream_valid(route: &Value) {
         let schema = upstream_rules();
         let validator = jsonschema::validator_for(&schema).expect("a valid schema");
-        let problems: Vec<String> = validator.iter_errors(route).map(|e| e.to_string()).collect();
+        let problems: Vec<String> = validator
+            .iter_errors(route)
+            .map(|e| e.to_string())
+            .collect();
         assert!(problems.is_empty(), "{problems:?} in {route:#}");
     }
 

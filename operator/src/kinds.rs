@@ -232,7 +232,10 @@ pub struct Watch<'a> {
 pub async fn unserved(client: &Client) -> Vec<&'static str> {
     use k8s_openapi::Resource as _;
     let plural = HttpRoute::URL_PATH_SEGMENT;
-    match client.list_api_group_resources(HttpRoute::API_VERSION).await {
+    match client
+        .list_api_group_resources(HttpRoute::API_VERSION)
+        .await
+    {
         Ok(list) if list.resources.iter().any(|r| r.name == plural) => Vec::new(),
         Ok(_) => vec![plural],
         Err(kube::Error::Api(status)) if status.code == 404 => vec![plural],

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(parse_selector("").expect("valid"), None);
         for bad in ["monitoring", "a!=b", "=x", "a=b c"] {
             let error = parse_selector(bad).expect_err(bad);
-            assert!(error.contains(bad.split(',').next().unwrap_or(bad)), "{error}");
+            assert!(
+                error.contains(bad.split(',').next().unwrap_or(bad)),
+                "{error}"
+            );
         }
     }
 }

@@ -477,7 +477,15 @@ mod tests {
             assert!(is_dns_name(good), "{good}");
         }
         let long_label = format!("{}.example.com", "a".repeat(64));
-        for bad in ["localhost", "CRM.example.com", "crm..example.com", "crm.example.com.", "*.example.com", "crm-.example.com", &long_label] {
+        for bad in [
+            "localhost",
+            "CRM.example.com",
+            "crm..example.com",
+            "crm.example.com.",
+            "*.example.com",
+            "crm-.example.com",
+            &long_label,
+        ] {
             assert!(!is_dns_name(bad), "{bad}");
         }
     }

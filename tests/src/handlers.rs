@@ -59,7 +59,10 @@ pub(crate) async fn handle(
     let unserved = route::group_of(parts.uri.path())
         .is_some_and(|group| double.lock().unserved.contains(group));
     if unserved {
-        return error(&ApiError::new(404, format!("the server could not find {path}")));
+        return error(&ApiError::new(
+            404,
+            format!("the server could not find {path}"),
+        ));
     }
     if verb == "GET"
         && let Some(list) = route::discovery(parts.uri.path())

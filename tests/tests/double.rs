@@ -401,7 +401,8 @@ async fn discovery_lists_what_is_served_until_a_group_stops_being_served() {
         matches!(missing, Err(kube::Error::Api(ref s)) if s.code == 404),
         "{missing:?}"
     );
-    let routes: Api<crm_operator::gateway_api::HttpRoute> = Api::namespaced(client.clone(), "default");
+    let routes: Api<crm_operator::gateway_api::HttpRoute> =
+        Api::namespaced(client.clone(), "default");
     let listed = routes.list(&ListParams::default()).await;
     assert!(
         matches!(listed, Err(kube::Error::Api(ref s)) if s.code == 404),

@@ -104,7 +104,9 @@ async fn exposure_follows_the_spec_changed_moved_and_turned_off() {
         .await;
     let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
     assert!(
-        !annotations.keys().any(|k| k.starts_with("cert-manager.io/")),
+        !annotations
+            .keys()
+            .any(|k| k.starts_with("cert-manager.io/")),
         "the issuer annotation went: {annotations:?}"
     );
     let tls = ingress.spec.and_then(|s| s.tls).expect("tls");

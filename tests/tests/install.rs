@@ -533,7 +533,12 @@ fn the_pod_monitor_scrapes_the_port_the_tenants_policies_open_to_monitoring() {
     let policy = &desired.network_policies[0];
     let rules = policy.spec.clone().and_then(|s| s.ingress).expect("rules");
     for rule in &rules {
-        let ports: Vec<_> = rule.ports.iter().flatten().map(|p| p.port.clone()).collect();
+        let ports: Vec<_> = rule
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.port.clone())
+            .collect();
         let from_monitoring = rule
             .from
             .iter()
@@ -542,8 +547,17 @@ fn the_pod_monitor_scrapes_the_port_the_tenants_policies_open_to_monitoring() {
         let metrics_rule = ports == [Some(IntOrString::Int(port))];
         assert_eq!(from_monitoring, metrics_rule, "{rule:?}");
         if metrics_rule {
-            assert_eq!(rule.from.as_ref().map(Vec::len), Some(1), "monitoring alone");
+            assert_eq!(
+                rule.from.as_ref().map(Vec::len),
+                Some(1),
+                "monitoring alone"
+            );
         }
     }
-    assert!(rules.iter().any(|r| r.ports.iter().flatten().any(|p| p.port == Some(IntOrString::Int(port)))));
+    assert!(rules.iter().any(|r| {
+        r.ports
+            .iter()
+            .flatten()
+            .any(|p| p.port == Some(IntOrString::Int(port)))
+    }));
 }

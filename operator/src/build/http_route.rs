@@ -1,8 +1,8 @@
 //! HTTPRoute `<t>`: the tenant's hostname, when it is exposed through a
 //! Gateway API Gateway. TLS is the Gateway listener's.
 
-use super::service::SERVICE_PORT;
 use super::metadata;
+use super::service::SERVICE_PORT;
 use crate::gateway_api::{
     HttpBackendRef, HttpPathMatch, HttpRoute, HttpRouteMatch, HttpRouteRule, HttpRouteSpec,
     ParentReference,
@@ -64,7 +64,10 @@ mod tests {
         assert_eq!(parent.name, "public");
         assert_eq!(parent.namespace.as_deref(), Some("gateway-system"));
         assert_eq!(parent.section_name.as_deref(), Some("https"));
-        assert_eq!(route.spec.hostnames, vec!["crm.acme.example.com".to_owned()]);
+        assert_eq!(
+            route.spec.hostnames,
+            vec!["crm.acme.example.com".to_owned()]
+        );
         let backend = &route.spec.rules[0].backend_refs[0];
         assert_eq!((backend.name.as_str(), backend.port), ("acme", Some(80)));
         let value = serde_json::to_value(&route).expect("serialises");

@@ -98,7 +98,10 @@ mod tests {
         let rule = &spec.rules.expect("rules")[0];
         assert_eq!(rule.host.as_deref(), Some("crm.acme.example.com"));
         let path = &rule.http.as_ref().expect("http").paths[0];
-        assert_eq!((path.path.as_deref(), path.path_type.as_str()), (Some("/"), "Prefix"));
+        assert_eq!(
+            (path.path.as_deref(), path.path_type.as_str()),
+            (Some("/"), "Prefix")
+        );
         let service = path.backend.service.as_ref().expect("a Service");
         assert_eq!(service.name, "acme");
         let port = service.port.as_ref().and_then(|p| p.name.as_deref());
@@ -108,7 +111,12 @@ mod tests {
     #[test]
     fn a_named_secret_is_used_as_it_is_and_an_issuer_picks_its_annotation() {
         let mut tenant = Tenant::test().exposed_through_ingress();
-        let tls = tenant.server.expose.as_mut().and_then(|e| e.tls.as_mut()).expect("tls");
+        let tls = tenant
+            .server
+            .expose
+            .as_mut()
+            .and_then(|e| e.tls.as_mut())
+            .expect("tls");
         tls.issuer = None;
         tls.secret_name = Some("wildcard-example-com".into());
         let built = ingress(&tenant).expect("an Ingress");
@@ -117,7 +125,12 @@ mod tests {
         assert_eq!(tls[0].secret_name.as_deref(), Some("wildcard-example-com"));
 
         let mut tenant = Tenant::test().exposed_through_ingress();
-        let tls = tenant.server.expose.as_mut().and_then(|e| e.tls.as_mut()).expect("tls");
+        let tls = tenant
+            .server
+            .expose
+            .as_mut()
+            .and_then(|e| e.tls.as_mut())
+            .expect("tls");
         if let Some(issuer) = tls.issuer.as_mut() {
             issuer.kind = IssuerKind::Issuer;
         }

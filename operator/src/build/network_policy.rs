@@ -201,8 +201,16 @@ mod tests {
     fn the_tenants_own_pods_reach_the_api_port_and_only_it() {
         let (policy, target) = acme_server(&Tenant::test());
         assert_eq!(policy.metadata.name.as_deref(), Some("acme"));
-        for own in [server_pod("acme"), labels::standard("acme", Component::Database)] {
-            assert!(admits(&policy, &target, &from("crm-acme", own.clone()), 8080));
+        for own in [
+            server_pod("acme"),
+            labels::standard("acme", Component::Database),
+        ] {
+            assert!(admits(
+                &policy,
+                &target,
+                &from("crm-acme", own.clone()),
+                8080
+            ));
             assert!(!admits(&policy, &target, &from("crm-acme", own), 9090));
         }
     }
@@ -221,13 +229,32 @@ mod tests {
     #[test]
     fn allowed_namespaces_reach_the_api_port_and_others_do_not() {
         let (policy, target) = acme_server(&Tenant::test());
-        assert!(admits(&policy, &target, &from("ingress", Labels::new()), 8080));
-        assert!(!admits(&policy, &target, &from("ingress", Labels::new()), 9090));
-        assert!(!admits(&policy, &target, &from("elsewhere", Labels::new()), 8080));
+        assert!(admits(
+            &policy,
+            &target,
+            &from("ingress", Labels::new()),
+            8080
+        ));
+        assert!(!admits(
+            &policy,
+            &target,
+            &from("ingress", Labels::new()),
+            9090
+        ));
+        assert!(!admits(
+            &policy,
+            &target,
+            &from("elsewhere", Labels::new()),
+            8080
+        ));
         let mut closed = Tenant::test();
         closed.server.allowed_namespaces.clear();
         let (policy, _) = acme_server(&closed);
-        let api = &policy.spec.as_ref().and_then(|s| s.ingress.clone()).expect("rules")[0];
+        let api = &policy
+            .spec
+            .as_ref()
+            .and_then(|s| s.ingress.clone())
+            .expect("rules")[0];
         assert_eq!(api.from.as_ref().map(Vec::len), Some(1), "own pods only");
     }
 
@@ -257,13 +284,33 @@ mod tests {
     fn a_gateways_proxies_are_admitted_from_its_namespace_or_the_one_named() {
         let mut tenant = Tenant::test().exposed_through_gateway();
         let (policy, target) = acme_server(&tenant);
-        assert!(admits(&policy, &target, &from("gateway-system", Labels::new()), 8080));
-        if let Some(gateway) = tenant.server.expose.as_mut().and_then(|e| e.gateway.as_mut()) {
+        assert!(admits(
+            &policy,
+            &target,
+            &from("gateway-system", Labels::new()),
+            8080
+        ));
+        if let Some(gateway) = tenant
+            .server
+            .expose
+            .as_mut()
+            .and_then(|e| e.gateway.as_mut())
+        {
             gateway.controller_namespace = Some("envoy-gateway-system".into());
         }
         let (policy, target) = acme_server(&tenant);
-        assert!(admits(&policy, &target, &from("envoy-gateway-system", Labels::new()), 8080));
-        assert!(!admits(&policy, &target, &from("gateway-system", Labels::new()), 8080));
+        assert!(admits(
+            &policy,
+            &target,
+            &from("envoy-gateway-system", Labels::new()),
+            8080
+        ));
+        assert!(!admits(
+            &policy,
+            &target,
+            &from("gateway-system", Labels::new()),
+            8080
+        ));
     }
 
     #[test]
@@ -273,7 +320,12 @@ mod tests {
         let db = &policies[1];
         assert_eq!(db.metadata.name.as_deref(), Some("acme-postgres"));
         let target = labels::standard("acme", Component::Database);
-        assert!(admits(db, &target, &from("crm-acme", server_pod("acme")), 5432));
+        assert!(admits(
+            db,
+            &target,
+            &from("crm-acme", server_pod("acme")),
+            5432
+        ));
         for stranger in [
             from("crm-acme", server_pod("globex")),
             from("crm-acme", target.clone()),
@@ -282,7 +334,11 @@ mod tests {
             from("ingress", server_pod("acme")),
         ] {
             for port in [5432, 8080, 9090] {
-                assert!(!admits(db, &target, &stranger, port), "{}", stranger.namespace);
+                assert!(
+                    !admits(db, &target, &stranger, port),
+                    "{}",
+                    stranger.namespace
+                );
             }
         }
     }

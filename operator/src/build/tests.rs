@@ -223,9 +223,19 @@ fn exposure_adds_exactly_one_ingress_or_route_named_after_the_tenant() {
             .collect()
     };
     assert!(names(&Tenant::test()).is_empty());
-    assert_eq!(names(&Tenant::test().exposed_through_ingress()), ["Ingress/acme"]);
-    assert_eq!(names(&Tenant::test().exposed_through_gateway()), ["HTTPRoute/acme"]);
+    assert_eq!(
+        names(&Tenant::test().exposed_through_ingress()),
+        ["Ingress/acme"]
+    );
+    assert_eq!(
+        names(&Tenant::test().exposed_through_gateway()),
+        ["HTTPRoute/acme"]
+    );
     let desired = build(&Tenant::test().exposed_through_gateway(), &credentials());
-    let named: Vec<_> = desired.names().into_iter().map(|(k, n)| format!("{k}/{n}")).collect();
+    let named: Vec<_> = desired
+        .names()
+        .into_iter()
+        .map(|(k, n)| format!("{k}/{n}"))
+        .collect();
     assert!(named.contains(&"HTTPRoute/acme".to_owned()), "{named:?}");
 }

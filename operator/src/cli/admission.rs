@@ -330,21 +330,38 @@ mod tests {
         let ingress = json!({"className": "nginx", "controllerNamespace": "ingress-nginx"});
         let gateway = json!({"name": "public", "namespace": "gateway-system"});
         let tls = json!({"issuer": {"name": "letsencrypt"}});
-        let spec = |expose: Value| json!({"load": {"activeUsers": 1}, "server": {"expose": expose}});
+        let spec =
+            |expose: Value| json!({"load": {"activeUsers": 1}, "server": {"expose": expose}});
         let admitted = |expose: Value| admit_document(tenant(spec(expose)), "default");
         let ok = admitted(json!({"host": "crm.acme.example.com", "ingress": ingress, "tls": tls}))
             .expect("an Ingress with cert-manager");
-        let issuer = ok.spec.server.and_then(|s| s.expose).and_then(|e| e.tls).and_then(|t| t.issuer);
-        assert_eq!(issuer.map(|i| i.kind), Some(crm_crds::IssuerKind::ClusterIssuer));
+        let issuer = ok
+            .spec
+            .server
+            .and_then(|s| s.expose)
+            .and_then(|e| e.tls)
+            .and_then(|t| t.issuer);
+        assert_eq!(
+            issuer.map(|i| i.kind),
+            Some(crm_crds::IssuerKind::ClusterIssuer)
+        );
         admitted(json!({"host": "crm.acme.example.com", "gateway": gateway})).expect("a Gateway");
         let cases = [
-            (json!({"host": "crm.acme.example.com"}), "spec.server.expose", "exactly one"),
+            (
+                json!({"host": "crm.acme.example.com"}),
+                "spec.server.expose",
+                "exactly one",
+            ),
             (
                 json!({"host": "crm.acme.example.com", "ingress": ingress, "gateway": gateway, "tls": tls}),
                 "spec.server.expose",
                 "exactly one",
             ),
-            (json!({"host": "crm.acme.example.com", "ingress": ingress}), "spec.server.expose.tls", "tls"),
+            (
+                json!({"host": "crm.acme.example.com", "ingress": ingress}),
+                "spec.server.expose.tls",
+                "tls",
+            ),
             (
                 json!({"host": "crm.acme.example.com", "gateway": gateway, "tls": tls}),
                 "spec.server.expose.tls",
@@ -362,10 +379,20 @@ mod tests {
             assert_eq!(found[0].path.as_deref(), Some(path), "{expose}");
             assert!(found[0].message.contains(says), "{expose}: {found:?}");
         }
-        for host in ["localhost", "CRM.example.com", "crm_1.example.com", "*.example.com", "crm.example.com."] {
+        for host in [
+            "localhost",
+            "CRM.example.com",
+            "crm_1.example.com",
+            "*.example.com",
+            "crm.example.com.",
+        ] {
             let found = problems(spec(json!({"host": host, "gateway": gateway})));
             assert_eq!(found.len(), 1, "{host}: {found:?}");
-            assert_eq!(found[0].path.as_deref(), Some("spec.server.expose.host"), "{host}");
+            assert_eq!(
+                found[0].path.as_deref(),
+                Some("spec.server.expose.host"),
+                "{host}"
+            );
             assert!(found[0].message.contains("DNS name"), "{host}: {found:?}");
         }
     }

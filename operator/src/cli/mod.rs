@@ -118,7 +118,9 @@ pub struct RunArgs {
 
 /// A namespace label selector given on the command line; empty selects none.
 #[derive(Clone, Debug, PartialEq)]
-pub struct NamespaceSelector(pub Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>);
+pub struct NamespaceSelector(
+    pub Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+);
 
 impl NamespaceSelector {
     fn parse(text: &str) -> Result<Self, String> {

@@ -280,8 +280,8 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
             collect(<$kind as kube::Resource>::kind(&()).as_ref(), objects);
         )*};
     }
-    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
     use crm_operator::gateway_api::HttpRoute;
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
     use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     kinds!(
