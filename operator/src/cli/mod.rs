@@ -119,12 +119,12 @@ pub struct RunArgs {
 /// A namespace label selector given on the command line; empty selects none.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NamespaceSelector(
-    pub Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    pub Option<Box<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>>,
 );
 
 impl NamespaceSelector {
     fn parse(text: &str) -> Result<Self, String> {
-        crate::labels::parse_selector(text).map(NamespaceSelector)
+        crate::labels::parse_selector(text).map(|s| NamespaceSelector(s.map(Box::new)))
     }
 }
 
@@ -148,7 +148,7 @@ impl RunArgs {
             reconcile_timeout: std::time::Duration::from_secs(self.reconcile_timeout_secs),
             cache_sync_timeout: std::time::Duration::from_secs(self.cache_sync_timeout_secs),
             shared_servers_namespace: self.shared_servers_namespace.clone(),
-            monitoring_namespaces: self.monitoring_namespace_selector.0.clone(),
+            monitoring_namespaces: self.monitoring_namespace_selector.0.as_deref().cloned(),
             ..crate::controller::Settings::default()
         }
     }
@@ -305,5 +305,27 @@ mod tests {
         assert_eq!(run_args(&[]).metrics_addr.port(), 8080);
         let addr = run_args(&["--metrics-addr", "127.0.0.1:9090"]).metrics_addr;
         assert_eq!(addr.to_string(), "127.0.0.1:9090");
+    }
+
+    #[test]
+    fn the_monitoring_namespace_is_monitoring_unless_told_otherwise() {
+        let default = run_args(&[]).settings().monitoring_namespaces;
+        assert_eq!(default, Some(crate::labels::namespace_named("monitoring")));
+        let args = ["--monitoring-namespace-selector", "team=observability"];
+        let chosen = run_args(&args).settings().monitoring_namespaces;
+        let labels = chosen.and_then(|s| s.match_labels).expect("labels");
+        assert_eq!(labels["team"], "observability");
+        let none = run_args(&["--monitoring-namespace-selector", ""]).settings();
+        assert_eq!(none.monitoring_namespaces, None);
+        let bad = [
+            "crm-operator",
+            "run",
+            "--monitoring-namespace-selector",
+            "monitoring",
+        ];
+        let error = Cli::try_parse_from(bad)
+            .expect_err("not key=value")
+            .to_string();
+        assert!(error.contains("key=value"), "{error}");
     }
 }
