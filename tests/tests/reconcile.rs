@@ -425,7 +425,12 @@ async fn failing_writes_degrade_the_tenant_until_they_succeed_again() {
                 .contains(&"ApplyFailed".to_owned()),
             "{code}: a Warning Event"
         );
-        assert!(operator.metrics.reconciles(Outcome::Error) >= 1);
+        // Counted once the reconcile returns, just after its status and Event.
+        operator
+            .eventually("a failed reconcile counted", |op| {
+                (op.metrics.reconciles(Outcome::Error) >= 1).then_some(())
+            })
+            .await;
 
         operator.phase(&tenant, Phase::Ready).await;
         assert_eq!(
