@@ -8,14 +8,17 @@
 //! `crmtenant.yaml`; a test fails when the two drift apart.
 #![forbid(unsafe_code)]
 
+mod expose;
 mod spec;
 mod status;
 
+pub use expose::{
+    ExposeSpec, GatewayExposeSpec, IngressExposeSpec, IssuerKind, IssuerRef, TlsSpec,
+};
 pub use spec::{
     AutoscalingSpec, CrmTenant, CrmTenantSpec, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar,
-    ExposeSpec, ExternalDatabaseSpec, GatewayExposeSpec, HostSpec, IngressExposeSpec, IssuerKind,
-    IssuerRef, LoadSpec, ManagedDatabaseSpec, Module, PerformanceSpec, ReplicasSpec, ResourcesSpec,
-    SecretKeyRef, ServerSpec, SharedDatabaseSpec, Tier, TlsSpec, defaults,
+    ExternalDatabaseSpec, HostSpec, LoadSpec, ManagedDatabaseSpec, Module, PerformanceSpec,
+    ReplicasSpec, ResourcesSpec, SecretKeyRef, ServerSpec, SharedDatabaseSpec, Tier, defaults,
 };
 pub use status::{CrmTenantStatus, Phase, Sizing};
 

@@ -9,7 +9,8 @@
 //! `model`, `validate`, `build` and `status` are pure: no I/O, no clients.
 //! `reconcile` runs the flow for one tenant, `apply` and `database` talk to
 //! the API server and the shared PostgreSQL servers, `kinds` lists every kind
-//! of child once (caches, watches, pruning), `context` holds what reconciles
+//! of child once (caches, watches, pruning), `gateway_api` types the Gateway
+//! API's HTTPRoute (k8s-openapi has none), `context` holds what reconciles
 //! share, `events` tells `kubectl describe` what happened, and `controller`
 //! wires it all to kube-runtime. Modules depend on each other one way only;
 //! `tests/tests/layers.rs` keeps it so.
