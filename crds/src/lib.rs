@@ -8,10 +8,14 @@
 //! `crmtenant.yaml`; a test fails when the two drift apart.
 #![forbid(unsafe_code)]
 
+mod expose;
 mod quantity;
 mod spec;
 mod status;
 
+pub use expose::{
+    ExposeSpec, GatewayExposeSpec, IngressExposeSpec, IssuerKind, IssuerRef, TlsSpec,
+};
 pub use quantity::{Cpu, CpuError};
 pub use spec::{
     AutoscalingSpec, CrmTenant, CrmTenantSpec, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar,

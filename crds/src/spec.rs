@@ -10,6 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::expose::ExposeSpec;
 use crate::quantity::Cpu;
 use crate::status::CrmTenantStatus;
 
@@ -404,10 +405,16 @@ pub struct ServerSpec {
     #[schemars(length(max = 64))]
     pub env: Option<Vec<EnvVar>>,
 
-    /// Namespaces whose pods may call the CRM, besides the tenant's own namespace.
+    /// Namespaces whose pods may call the CRM, besides the tenant's own pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub allowed_namespaces: Option<Vec<String>>,
+
+    /// A hostname outside the cluster, served over HTTPS through an Ingress
+    /// or a Gateway API HTTPRoute. Absent: the CRM is reached only inside
+    /// the cluster, through its Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<ExposeSpec>,
 }
 
 /// A module of the CRM.

@@ -49,6 +49,11 @@ pub struct Config {
         global = true
     )]
     pub listen_addr: String,
+    /// Address of a second listener that serves only `/metrics`, so that a
+    /// network policy can admit scrapers there and keep them off the API.
+    /// None when unset (`/metrics` is served on the main address either way).
+    #[arg(long, env = "CRM_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<String>,
     /// API key clients send as `Authorization: Bearer KEY`. Generated and
     /// printed once when unset (unless CRM_REQUIRE_API_KEY is true).
     #[arg(long, env = "CRM_API_KEY", hide_env_values = true, global = true)]

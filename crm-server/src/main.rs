@@ -33,6 +33,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let state = AppState::from_config(db, &api_key, modules, &cfg)?;
+            if let Some(addr) = &cfg.metrics_addr {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                tracing::info!(%addr, "serving metrics");
+                let metrics = crm_server::metrics::router(state.clone());
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, metrics).await {
+                        tracing::error!(%error, "metrics listener failed");
+                    }
+                });
+            }
             let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
                 .await
                 .with_context(|| format!("binding {}", cfg.listen_addr))?;

@@ -96,6 +96,14 @@ pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Resp
     res
 }
 
+/// `/metrics` alone, for the separate metrics listener (`CRM_METRICS_ADDR`):
+/// whoever reaches that port reaches nothing else.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(render))
+        .with_state(state)
+}
+
 /// `GET /metrics` in the Prometheus text format.
 pub async fn render(State(st): State<AppState>) -> Response {
     let m = &st.metrics;

@@ -54,16 +54,7 @@ impl Server {
         path: &str,
         body: Option<&str>,
     ) -> std::io::Result<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let body = body.unwrap_or("");
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        read_response(&mut s)
+        request(self.port, method, path, body)
     }
 
     fn signal(&self, sig: &str) {
@@ -81,6 +72,25 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One HTTP/1.1 request to a local port with `Connection: close`; (status, body).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    read_response(&mut s)
 }
 
 fn read_response(s: &mut TcpStream) -> std::io::Result<(u16, String)> {
@@ -207,6 +217,7 @@ fn help_documents_every_setting() {
         "CRM_DB_POOL_SIZE",
         "CRM_MODULES",
         "CRM_LOG_FORMAT",
+        "CRM_METRICS_ADDR",
     ] {
         assert!(help.contains(var), "--help lacks {var}");
     }
@@ -239,4 +250,26 @@ fn local_run_generates_and_prints_a_key() {
     let _ = child.wait();
     assert!(line.contains("generated API key"), "{line}");
     assert!(key.len() >= 32, "{key}");
+}
+
+#[tokio::test]
+async fn the_metrics_listener_serves_metrics_and_nothing_else() {
+    let (url, _dir) = fresh_url(Backend::Sqlite).await;
+    let metrics_port = free_port();
+    let server = Server::start(
+        &url,
+        free_port(),
+        &[("CRM_METRICS_ADDR", &format!("127.0.0.1:{metrics_port}"))],
+    );
+    let (status, _) = server
+        .request("GET", "/api/v1/companies", None)
+        .expect("API");
+    assert_eq!(status, 200, "the API stays on the main port");
+    let (status, body) = request(metrics_port, "GET", "/metrics", None).expect("metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("crm_http_requests_total"), "{body}");
+    for path in ["/api/v1/companies", "/healthz", "/api/v1/openapi.json"] {
+        let (status, _) = request(metrics_port, "GET", path, None).expect(path);
+        assert_eq!(status, 404, "{path} on the metrics port");
+    }
 }

@@ -65,6 +65,8 @@ pub async fn apply_all(
         data_volume,
         database_statefulset,
         database_service,
+        ingress,
+        http_route,
     } = desired;
     let mut run = Run {
         client,
@@ -89,6 +91,17 @@ pub async fn apply_all(
     run.all(&stores.pdbs, pdb.iter()).await?;
     run.all(&stores.network_policies, network_policies.iter())
         .await?;
+    run.all(&stores.ingresses, ingress.iter()).await?;
+    if let Some(route) = http_route {
+        if stores.unserved.contains(&"httproutes") {
+            return Err(Error::Unserved {
+                kind: "HTTPRoute",
+                name: route.name_any(),
+                api_version: crate::gateway_api::API_VERSION,
+            });
+        }
+        run.one(&stores.http_routes, route).await?;
+    }
 
     // Prune after applying, so a replacement exists before its predecessor
     // goes. Data and the credentials that open it go only when the spec says so.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
@@ -41,6 +42,9 @@ pub struct Settings {
     /// Namespace of the Secrets that register shared PostgreSQL servers: one
     /// per server, named after it, holding an admin URL under key `url`.
     pub shared_servers_namespace: String,
+    /// Namespaces whose pods may scrape the tenants' metrics port (the
+    /// monitoring stack's); none when absent.
+    pub monitoring_namespaces: Option<LabelSelector>,
 }
 
 impl Default for Settings {
@@ -54,6 +58,7 @@ impl Default for Settings {
             reconcile_timeout: Duration::from_secs(60),
             cache_sync_timeout: Duration::from_secs(30),
             shared_servers_namespace: DEFAULT_SHARED_SERVERS_NAMESPACE.to_owned(),
+            monitoring_namespaces: crate::validate::Platform::default().monitoring_namespaces,
         }
     }
 }
@@ -109,6 +114,18 @@ impl Context {
             written: Written::new(),
             failures: Mutex::new(HashMap::new()),
             synced,
+        }
+    }
+
+    /// What the operator's settings add to every tenant.
+    pub fn platform(&self) -> crate::validate::Platform {
+        crate::validate::Platform {
+            default_image: self
+                .settings
+                .default_image
+                .clone()
+                .unwrap_or_else(|| crate::validate::DEFAULT_SERVER_IMAGE.to_owned()),
+            monitoring_namespaces: self.settings.monitoring_namespaces.clone(),
         }
     }
 

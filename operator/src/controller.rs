@@ -48,6 +48,13 @@ pub async fn run(
     }
     let ns = settings.namespace.as_deref();
     let synced = Synced::new(kinds::WATCHES);
+    let unserved = kinds::unserved(&client).await;
+    if !unserved.is_empty() {
+        tracing::info!(
+            ?unserved,
+            "the cluster does not serve these kinds: not watching them"
+        );
+    }
     let watch = Watch {
         client: &client,
         namespace: ns,
@@ -55,6 +62,7 @@ pub async fn run(
         ledger: &Ledger::new(),
         owned: &Owned::new(),
         synced: &synced,
+        unserved: &unserved,
     };
     let (stores, streams) = watch.all();
     let recorder = Recorder::new(

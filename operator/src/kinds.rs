@@ -21,7 +21,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ApiResource};
 use kube::core::PartialObjectMeta;
@@ -30,6 +30,7 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::gateway_api::HttpRoute;
 use crate::ledger::Ledger;
 use crate::owned::Owned;
 use crate::synced::Synced;
@@ -84,6 +85,8 @@ macro_rules! children {
             pub applied: Ledger,
             /// The children each tenant owns, from the same watches.
             pub owned: Owned,
+            /// Plurals of the kinds the cluster does not serve (see [`unserved`]).
+            pub unserved: Vec<&'static str>,
         }
 
         /// The watch streams of every kind, for the controller's `owns`.
@@ -113,6 +116,7 @@ macro_rules! children {
                     $($field: $field.0,)*
                     applied: self.ledger.clone(),
                     owned: self.owned.clone(),
+                    unserved: self.unserved.to_vec(),
                 };
                 (stores, Streams { $($field: $field.1,)* })
             }
@@ -167,6 +171,8 @@ children! {
     hpas: HorizontalPodAutoscaler, HorizontalPodAutoscaler, Holds::Config;
     pdbs: PodDisruptionBudget, PodDisruptionBudget, Holds::Config;
     network_policies: NetworkPolicy, NetworkPolicy, Holds::Config;
+    ingresses: Ingress, Ingress, Holds::Config;
+    http_routes: HttpRoute, HttpRoute, Holds::Config;
     statefulsets: StatefulSet, StatefulSet, Holds::Config;
     // Metadata only: nothing of a claim but its existence matters here.
     volumes: PartialObjectMeta<PersistentVolumeClaim>, PersistentVolumeClaim, Holds::Data;
@@ -214,6 +220,30 @@ pub struct Watch<'a> {
     pub owned: &'a Owned,
     /// Counts the watches that have listed.
     pub synced: &'a Synced,
+    /// Plurals of the kinds the cluster does not serve: not watched, and
+    /// counted as listed (empty).
+    pub unserved: &'a [&'static str],
+}
+
+/// Which optional kinds of child the cluster does not serve: HTTPRoutes
+/// come with the Gateway API's CRDs, which many clusters lack. Asked once
+/// at start (the answer holds until the operator restarts); an answer
+/// other than "not found" counts as served, so the watch keeps retrying.
+pub async fn unserved(client: &Client) -> Vec<&'static str> {
+    use k8s_openapi::Resource as _;
+    let plural = HttpRoute::URL_PATH_SEGMENT;
+    match client
+        .list_api_group_resources(HttpRoute::API_VERSION)
+        .await
+    {
+        Ok(list) if list.resources.iter().any(|r| r.name == plural) => Vec::new(),
+        Ok(_) => vec![plural],
+        Err(kube::Error::Api(status)) if status.code == 404 => vec![plural],
+        Err(error) => {
+            tracing::warn!(%error, "could not ask whether the cluster serves HTTPRoutes");
+            Vec::new()
+        }
+    }
 }
 
 /// What a cache keeps of an object: children drop `managedFields`, except
@@ -241,6 +271,8 @@ drop_managed_fields!(
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
     NetworkPolicy,
+    Ingress,
+    HttpRoute,
     StatefulSet,
     PartialObjectMeta<PersistentVolumeClaim>
 );
@@ -267,6 +299,11 @@ impl Watch<'_> {
             + 'static,
     {
         let (reader, writer) = reflector::store();
+        if self.unserved.contains(&C::plural(&()).as_ref()) {
+            self.synced
+                .observe(&C::kind(&()), &watcher::Event::<C>::InitDone);
+            return (reader, futures::stream::pending().boxed());
+        }
         let (ledger, owned, synced) =
             (self.ledger.clone(), self.owned.clone(), self.synced.clone());
         let api = match self.namespace {

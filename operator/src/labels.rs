@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 /// The one field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "crm-operator";
 
@@ -71,6 +73,42 @@ pub fn standard(tenant: &str, component: Component) -> BTreeMap<String, String> 
     labels
 }
 
+/// The label the API server puts on every namespace, holding its name.
+pub const NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
+
+/// A selector of the one namespace called `name`.
+pub fn namespace_named(name: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some([(NAMESPACE_NAME.to_owned(), name.to_owned())].into()),
+        ..LabelSelector::default()
+    }
+}
+
+/// Parses an equality-based label selector, `key=value[,key=value…]`,
+/// into a [`LabelSelector`]; an empty string selects nothing (`None`).
+pub fn parse_selector(text: &str) -> Result<Option<LabelSelector>, String> {
+    let mut labels = BTreeMap::new();
+    for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (key, value) = term
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim().trim_start_matches('=').trim()))
+            .filter(|(k, _)| !k.is_empty() && !k.ends_with('!'))
+            .ok_or_else(|| format!("{term:?} is not of the form key=value"))?;
+        let valid = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        };
+        if !valid(key) || !valid(value) {
+            return Err(format!("{term:?} is not a valid label key=value"));
+        }
+        labels.insert(key.to_owned(), value.to_owned());
+    }
+    Ok((!labels.is_empty()).then(|| LabelSelector {
+        match_labels: Some(labels),
+        ..LabelSelector::default()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +129,21 @@ mod tests {
         let labels = standard("acme", Component::Server);
         let selector = format!("{MANAGED_BY}={}", labels[MANAGED_BY]);
         assert_eq!(selector, CHILD_SELECTOR);
+    }
+
+    #[test]
+    fn selectors_parse_from_key_value_pairs() {
+        let parsed = parse_selector("kubernetes.io/metadata.name=monitoring").expect("valid");
+        assert_eq!(parsed, Some(namespace_named("monitoring")));
+        let two = parse_selector("a=b, c==d").expect("valid").expect("some");
+        assert_eq!(two.match_labels.expect("labels").len(), 2);
+        assert_eq!(parse_selector("").expect("valid"), None);
+        for bad in ["monitoring", "a!=b", "=x", "a=b c"] {
+            let error = parse_selector(bad).expect_err(bad);
+            assert!(
+                error.contains(bad.split(',').next().unwrap_or(bad)),
+                "{error}"
+            );
+        }
     }
 }

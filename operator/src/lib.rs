@@ -9,7 +9,8 @@
 //! `model`, `validate`, `build` and `status` are pure: no I/O, no clients.
 //! `reconcile` runs the flow for one tenant, `apply` and `database` talk to
 //! the API server and the shared PostgreSQL servers, `kinds` lists every kind
-//! of child once (caches, watches, pruning), `context` holds what reconciles
+//! of child once (caches, watches, pruning), `gateway_api` types the Gateway
+//! API's HTTPRoute (k8s-openapi has none), `context` holds what reconciles
 //! share, `events` tells `kubectl describe` what happened, and `controller`
 //! wires it all to kube-runtime. Modules depend on each other one way only;
 //! `tests/tests/layers.rs` keeps it so.
@@ -23,6 +24,7 @@ pub mod context;
 pub mod controller;
 pub mod database;
 pub mod events;
+pub mod gateway_api;
 pub mod kinds;
 pub mod labels;
 pub mod leader;
@@ -116,6 +118,18 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The spec asks for a kind of object the cluster does not serve.
+    #[error(
+        "{kind} {name}: the cluster does not serve {api_version} (install its CRDs and restart the operator, or choose another way to expose the tenant)"
+    )]
+    Unserved {
+        /// Kind of the child.
+        kind: &'static str,
+        /// Name of the child.
+        name: String,
+        /// The API version the cluster lacks.
+        api_version: &'static str,
+    },
     /// The API server did not answer within the reconcile timeout.
     #[error("reconcile took longer than {0:?}; the API server did not answer in time")]
     Timeout(std::time::Duration),
@@ -127,7 +141,7 @@ impl Error {
     /// or object the API server rejects as invalid cannot.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Invalid(_) => false,
+            Error::Invalid(_) | Error::Unserved { .. } => false,
             // A server that is down, or a registration Secret being fixed,
             // comes right without a spec change; the Secret is not watched,
             // so only a retry notices.
@@ -155,6 +169,7 @@ impl Error {
             Error::PatchStatus { .. } => "StatusUpdateFailed",
             Error::GenerateCredentials(_) => "CredentialGenerationFailed",
             Error::Timeout(_) => "Timeout",
+            Error::Unserved { .. } => "KindNotServed",
             Error::ReadSecret { .. } => "ReadSecretFailed",
             Error::SharedServer { reason, .. } => reason,
             Error::SharedDatabase { source, .. } => source.kind.reason(),

@@ -130,6 +130,20 @@ pub const RULES: &[Rule] = &[
         scope: Scope::Cluster,
     },
     Rule {
+        group: "networking.k8s.io",
+        resource: "ingresses",
+        verbs: OWN,
+        why: "the tenant's hostname through an ingress controller",
+        scope: Scope::Cluster,
+    },
+    Rule {
+        group: "gateway.networking.k8s.io",
+        resource: "httproutes",
+        verbs: OWN,
+        why: "the tenant's hostname through a Gateway (when the cluster serves the Gateway API)",
+        scope: Scope::Cluster,
+    },
+    Rule {
         group: "events.k8s.io",
         resource: "events",
         verbs: &["create", "patch"],

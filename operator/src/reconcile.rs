@@ -65,7 +65,7 @@ async fn reconcile_traced(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Resu
     context.caches_synced().await;
     let started = Instant::now();
     let limit = context.settings.reconcile_timeout;
-    let validated = validate::validate_with(&tenant, default_image(&context));
+    let validated = validate::validate_with(&tenant, &context.platform());
     let result = tokio::time::timeout(limit, reconcile_tenant(&tenant, &validated, &context))
         .await
         .unwrap_or(Err(Error::Timeout(limit)));
@@ -83,14 +83,6 @@ async fn reconcile_traced(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Resu
     };
     context.metrics.reconciled(outcome, started.elapsed());
     result
-}
-
-fn default_image(context: &Context) -> &str {
-    context
-        .settings
-        .default_image
-        .as_deref()
-        .unwrap_or(validate::DEFAULT_SERVER_IMAGE)
 }
 
 async fn reconcile_tenant(

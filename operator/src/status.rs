@@ -230,9 +230,13 @@ pub fn invalid(
     status
 }
 
-/// The in-cluster URL of the tenant's CRM API.
+/// Where the tenant's CRM is reached: `https://HOST` when exposed, else
+/// its Service's in-cluster URL.
 pub fn endpoint(tenant: &Tenant) -> String {
-    format!("http://{}.{}.svc:80", tenant.name, tenant.namespace)
+    match &tenant.server.expose {
+        Some(expose) => format!("https://{}", expose.host),
+        None => format!("http://{}.{}.svc:80", tenant.name, tenant.namespace),
+    }
 }
 
 fn phase(tenant: &Tenant, observed: &Observed, ready: bool) -> Phase {

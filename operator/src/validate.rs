@@ -4,10 +4,10 @@
 //! are resolved here once, and the capacity model has run.
 
 use crm_crds::{
-    CrmTenant, CrmTenantSpec, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar, Module,
-    SecretKeyRef, Tier,
+    CrmTenant, CrmTenantSpec, DatabaseMode, DatabaseSpec, DeletionPolicy, EnvVar, ExposeSpec,
+    Module, SecretKeyRef, Tier,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::Resource;
 
 use crate::model::{self, Capacity};
@@ -16,6 +16,30 @@ use crate::model::{self, Capacity};
 pub const DEFAULT_SERVER_IMAGE: &str = "crm-tenancy/crm-server:0.1.0";
 /// Memory of one replica when `spec.resources.memory` is absent.
 pub const DEFAULT_MEMORY: &str = "256Mi";
+/// Where the monitoring stack runs unless the operator is told otherwise
+/// (kube-prometheus' namespace).
+pub const DEFAULT_MONITORING_NAMESPACE: &str = "monitoring";
+
+/// What the operator's own settings add to every tenant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Platform {
+    /// The image a tenant runs when its spec names none.
+    pub default_image: String,
+    /// Namespaces whose pods may scrape the tenants' metrics port; none
+    /// when absent.
+    pub monitoring_namespaces: Option<LabelSelector>,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Self {
+            default_image: DEFAULT_SERVER_IMAGE.to_owned(),
+            monitoring_namespaces: Some(crate::labels::namespace_named(
+                DEFAULT_MONITORING_NAMESPACE,
+            )),
+        }
+    }
+}
 
 /// A tenant whose spec passed validation, with every default resolved.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +68,8 @@ pub struct Tenant {
     pub database: Database,
     /// The CRM server.
     pub server: Server,
+    /// Namespaces whose pods may scrape the metrics port.
+    pub monitoring_namespaces: Option<LabelSelector>,
 }
 
 /// The tenant's database, resolved.
@@ -110,6 +136,8 @@ pub struct Server {
     pub env: Vec<EnvVar>,
     /// Namespaces whose pods may call the CRM besides the tenant's own.
     pub allowed_namespaces: Vec<String>,
+    /// The hostname outside the cluster, and what serves it.
+    pub expose: Option<ExposeSpec>,
 }
 
 /// A spec the operator cannot run.
@@ -133,11 +161,11 @@ pub enum ValidationError {
 
 /// Validates a tenant and runs the capacity model over it.
 pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
-    validate_with(tenant, DEFAULT_SERVER_IMAGE)
+    validate_with(tenant, &Platform::default())
 }
 
-/// [`validate`], with the image a tenant runs when its spec names none.
-pub fn validate_with(tenant: &CrmTenant, default_image: &str) -> Result<Tenant, ValidationError> {
+/// [`validate`], with the operator's settings.
+pub fn validate_with(tenant: &CrmTenant, platform: &Platform) -> Result<Tenant, ValidationError> {
     let meta = tenant.meta();
     let name = meta.name.clone().ok_or(ValidationError::MissingName)?;
     let namespace = meta
@@ -166,11 +194,15 @@ pub fn validate_with(tenant: &CrmTenant, default_image: &str) -> Result<Tenant, 
             .unwrap_or_else(|| DEFAULT_MEMORY.to_owned()),
         database,
         server: Server {
-            image: server.image.unwrap_or_else(|| default_image.to_owned()),
+            image: server
+                .image
+                .unwrap_or_else(|| platform.default_image.clone()),
             modules,
             env: server.env.unwrap_or_default(),
             allowed_namespaces: server.allowed_namespaces.unwrap_or_default(),
+            expose: server.expose,
         },
+        monitoring_namespaces: platform.monitoring_namespaces.clone(),
         capacity,
         name,
         namespace,
@@ -238,7 +270,54 @@ fn check_cross_field_rules(
             ),
         ));
     }
+    match spec.server.as_ref().and_then(|s| s.expose.as_ref()) {
+        Some(expose) => check_expose(expose),
+        None => Ok(()),
+    }
+}
+
+/// The CEL rules of `spec.server.expose`, checked again.
+fn check_expose(expose: &ExposeSpec) -> Result<(), ValidationError> {
+    if expose.ingress.is_some() == expose.gateway.is_some() {
+        return Err(field(
+            "spec.server.expose",
+            "set exactly one of expose.ingress or expose.gateway",
+        ));
+    }
+    if expose.tls.is_some() != expose.ingress.is_some() {
+        return Err(field(
+            "spec.server.expose.tls",
+            "expose.tls goes with expose.ingress, and only with it: a Gateway terminates TLS on its own listener",
+        ));
+    }
+    if let Some(tls) = &expose.tls
+        && tls.secret_name.is_some() == tls.issuer.is_some()
+    {
+        return Err(field(
+            "spec.server.expose.tls",
+            "set exactly one of expose.tls.secretName or expose.tls.issuer",
+        ));
+    }
+    if !is_dns_name(&expose.host) {
+        return Err(field(
+            "spec.server.expose.host",
+            "expose.host must be a lower-case DNS name with at least two labels, such as crm.acme.example.com",
+        ));
+    }
     Ok(())
+}
+
+/// A fully qualified DNS name: two or more labels of lower-case letters,
+/// digits and inner hyphens, 63 bytes each, 253 in all.
+fn is_dns_name(host: &str) -> bool {
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    host.len() <= 253 && host.split('.').count() >= 2 && host.split('.').all(label)
 }
 
 fn resolve_database(spec: DatabaseSpec) -> Result<Database, ValidationError> {
@@ -369,6 +448,26 @@ mod tests {
                 json!({ "load": { "activeUsers": 5 }, "database": { "mode": "Shared" } }),
                 "spec.database.shared",
             ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "server": { "expose": { "host": "crm.example.com" } } }),
+                "spec.server.expose",
+            ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "server": { "expose": { "host": "crm.example.com",
+                    "gateway": { "name": "public" }, "tls": { "secretName": "crm-tls" } } } }),
+                "spec.server.expose.tls",
+            ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "server": { "expose": { "host": "crm.example.com",
+                    "ingress": { "className": "nginx", "controllerNamespace": "ingress-nginx" },
+                    "tls": {} } } }),
+                "spec.server.expose.tls",
+            ),
+            (
+                json!({ "load": { "activeUsers": 5 }, "server": { "expose": { "host": "-crm.example.com",
+                    "gateway": { "name": "public" } } } }),
+                "spec.server.expose.host",
+            ),
         ];
         for (spec, path) in cases {
             assert_eq!(error_path(spec.clone()), path, "{spec}");
@@ -437,6 +536,25 @@ mod tests {
                 }
                 other => panic!("{spec}: expected a field error, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn hosts_are_dns_names_of_two_labels_or_more() {
+        for good in ["crm.example.com", "a.b", "x-1.example.co"] {
+            assert!(is_dns_name(good), "{good}");
+        }
+        let long_label = format!("{}.example.com", "a".repeat(64));
+        for bad in [
+            "localhost",
+            "CRM.example.com",
+            "crm..example.com",
+            "crm.example.com.",
+            "*.example.com",
+            "crm-.example.com",
+            &long_label,
+        ] {
+            assert!(!is_dns_name(bad), "{bad}");
         }
     }
 }

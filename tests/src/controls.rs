@@ -122,6 +122,13 @@ impl ApiDouble {
         self.lock().faults.push(fault);
     }
 
+    /// Answers 404 for everything of an API group from now on, discovery
+    /// included, as a cluster without that group's CRDs does (the Gateway
+    /// API's, say).
+    pub fn stop_serving(&self, group: &str) {
+        self.lock().unserved.insert(group.to_owned());
+    }
+
     /// Remove every fault.
     pub fn clear_faults(&self) {
         self.lock().faults.clear();

@@ -56,6 +56,19 @@ pub(crate) async fn handle(
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
+    let unserved = route::group_of(parts.uri.path())
+        .is_some_and(|group| double.lock().unserved.contains(group));
+    if unserved {
+        return error(&ApiError::new(
+            404,
+            format!("the server could not find {path}"),
+        ));
+    }
+    if verb == "GET"
+        && let Some(list) = route::discovery(parts.uri.path())
+    {
+        return respond(200, &list);
+    }
     let Some(route) = route::parse(parts.uri.path(), parts.uri.query()) else {
         return error(&ApiError::new(404, format!("no route for {path}")));
     };

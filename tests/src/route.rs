@@ -36,6 +36,8 @@ impl Res {
             "horizontalpodautoscalers" => "HorizontalPodAutoscaler",
             "poddisruptionbudgets" => "PodDisruptionBudget",
             "networkpolicies" => "NetworkPolicy",
+            "ingresses" => "Ingress",
+            "httproutes" => "HTTPRoute",
             "leases" => "Lease",
             "crmtenants" => "CrmTenant",
             _ => return None,
@@ -51,7 +53,79 @@ impl Res {
                 | "statefulsets"
                 | "horizontalpodautoscalers"
                 | "poddisruptionbudgets"
+                | "ingresses"
+                | "httproutes"
         )
+    }
+}
+
+/// Every resource the double serves, as discovery lists them: group,
+/// version, plural.
+const SERVED: &[(&str, &str, &str)] = &[
+    ("", "v1", "configmaps"),
+    ("", "v1", "secrets"),
+    ("", "v1", "serviceaccounts"),
+    ("", "v1", "services"),
+    ("", "v1", "persistentvolumeclaims"),
+    ("", "v1", "pods"),
+    ("", "v1", "namespaces"),
+    ("events.k8s.io", "v1", "events"),
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+    ("networking.k8s.io", "v1", "ingresses"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+    ("coordination.k8s.io", "v1", "leases"),
+    ("crm.tenancy.dev", "v1alpha1", "crmtenants"),
+];
+
+/// The discovery document of `/api/v1` or `/apis/{group}/{version}`: an
+/// APIResourceList of what the double serves there, or `None` for a path
+/// of another shape or a group version it does not serve.
+pub(crate) fn discovery(path: &str) -> Option<Value> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (group, version) = match segs.as_slice() {
+        ["api", v] => ("", *v),
+        ["apis", g, v] => (*g, *v),
+        _ => return None,
+    };
+    let resources: Vec<Value> = SERVED
+        .iter()
+        .filter(|(g, v, _)| *g == group && *v == version)
+        .map(|(g, v, plural)| {
+            let res = Res {
+                group: (*g).to_owned(),
+                version: (*v).to_owned(),
+                plural: (*plural).to_owned(),
+            };
+            serde_json::json!({
+                "name": plural,
+                "singularName": res.kind().unwrap_or_default().to_lowercase(),
+                "namespaced": *plural != "namespaces",
+                "kind": res.kind(),
+                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+            })
+        })
+        .collect();
+    (!resources.is_empty()).then(|| {
+        serde_json::json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": Res { group: group.to_owned(), version: version.to_owned(), plural: String::new() }.api_version(),
+            "resources": resources,
+        })
+    })
+}
+
+/// The API group a request path names (empty for the core group).
+pub(crate) fn group_of(path: &str) -> Option<&str> {
+    let mut segs = path.split('/').filter(|s| !s.is_empty());
+    match (segs.next(), segs.next()) {
+        (Some("api"), _) => Some(""),
+        (Some("apis"), Some(group)) => Some(group),
+        _ => None,
     }
 }
 

@@ -102,6 +102,9 @@ pub(crate) struct State {
     /// What the metrics ask of each HPA (namespace, name): see
     /// [`crate::ApiDouble::recommend`].
     pub recommendations: BTreeMap<(String, String), i32>,
+    /// API groups the double answers 404 for, as a cluster without their
+    /// CRDs does: see [`crate::ApiDouble::stop_serving`].
+    pub unserved: std::collections::BTreeSet<String>,
 }
 
 impl State {

@@ -375,3 +375,42 @@ async fn a_controller_reconciles_tenants_and_reacts_to_owned_deletions() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn discovery_lists_what_is_served_until_a_group_stops_being_served() {
+    let double = ApiDouble::new();
+    let client = double.client();
+    let gateway = client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await
+        .expect("the Gateway API is served");
+    let plurals: Vec<_> = gateway.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(plurals, ["httproutes"]);
+    assert_eq!(gateway.resources[0].kind, "HTTPRoute");
+    let networking = client
+        .list_api_group_resources("networking.k8s.io/v1")
+        .await
+        .expect("networking is served");
+    assert!(networking.resources.iter().any(|r| r.name == "ingresses"));
+
+    double.stop_serving("gateway.networking.k8s.io");
+    let missing = client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await;
+    assert!(
+        matches!(missing, Err(kube::Error::Api(ref s)) if s.code == 404),
+        "{missing:?}"
+    );
+    let routes: Api<crm_operator::gateway_api::HttpRoute> =
+        Api::namespaced(client.clone(), "default");
+    let listed = routes.list(&ListParams::default()).await;
+    assert!(
+        matches!(listed, Err(kube::Error::Api(ref s)) if s.code == 404),
+        "{listed:?}"
+    );
+    // Other groups are unaffected.
+    client
+        .list_api_group_resources("networking.k8s.io/v1")
+        .await
+        .expect("networking is still served");
+}

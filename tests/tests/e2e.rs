@@ -10,7 +10,10 @@
 //! change, sampled so that it never falls below the HPA's minimum. With
 //! `CRM_E2E_SHARED_SERVER` naming a shared PostgreSQL server registered in
 //! `crm-system` (see the README), the Shared example is applied too, its
-//! database password rotated and the tenant deleted under `Delete`. It
+//! database password rotated and the tenant deleted under `Delete`. The
+//! Ingress example is applied (its Ingress, policy and `https://` endpoint
+//! checked, then exposure turned off and the Ingress pruned), and the
+//! Gateway example too where the cluster serves the Gateway API. It
 //! removes its namespace afterwards. Without
 //! `CRM_E2E_KUBECONFIG` it prints one loud "skipped: no cluster" line (the
 //! suite has its own `main`, not libtest's harness, so that line is never
@@ -227,6 +230,7 @@ async fn scenario(client: Client, ns: String) -> Result<(), kube::Error> {
     .await;
 
     replicas_survive_suspend_and_autoscaling_changes(&client, ns).await?;
+    exposure(&client, ns).await?;
     if let Ok(server) = std::env::var("CRM_E2E_SHARED_SERVER") {
         shared_rotation_and_deletion(&client, ns, &server).await?;
     } else {
@@ -248,6 +252,93 @@ async fn scenario(client: Client, ns: String) -> Result<(), kube::Error> {
         "deletionPolicy Retain keeps the database credentials"
     );
     Ok(())
+}
+
+/// The Ingress example, and the Gateway example where the cluster serves
+/// HTTPRoutes: each gets its object and an `https://` endpoint; exposure
+/// turned off prunes the Ingress.
+async fn exposure(client: &Client, ns: &str) -> Result<(), kube::Error> {
+    use crm_operator::gateway_api::{self, HttpRoute};
+    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+
+    let apply = PatchParams::apply(MANAGER).force();
+    let tenants: Api<CrmTenant> = Api::namespaced(client.clone(), ns);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+    let endpoint = |name: &'static str, want: &'static str| {
+        let tenants = tenants.clone();
+        async move {
+            let status = tenants.get(name).await.ok()?.status?;
+            (status.endpoint.as_deref() == Some(want)).then_some(())
+        }
+    };
+
+    let contoso = example("growth-ingress", ns);
+    tenants
+        .patch("contoso", &apply, &Patch::Apply(&contoso))
+        .await?;
+    let ingress = eventually("contoso's Ingress", || async {
+        ingresses.get_opt("contoso").await.ok()?
+    })
+    .await;
+    let host = ingress
+        .spec
+        .and_then(|s| s.rules)
+        .and_then(|r| r[0].host.clone());
+    assert_eq!(host.as_deref(), Some("crm.contoso.example.com"));
+    eventually("contoso's https endpoint", || {
+        endpoint("contoso", "https://crm.contoso.example.com")
+    })
+    .await;
+    let policy = policies.get("contoso").await?;
+    let admitted = serde_json::to_string(&policy.spec).unwrap_or_default();
+    assert!(admitted.contains("ingress-nginx"), "{admitted}");
+    patch_spec_of(&tenants, "contoso", json!({ "server": { "expose": null } })).await?;
+    eventually("contoso's Ingress pruned", || async {
+        ingresses
+            .get_opt("contoso")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    let served = client
+        .list_api_group_resources(gateway_api::API_VERSION)
+        .await
+        .is_ok_and(|list| list.resources.iter().any(|r| r.name == "httproutes"));
+    if !served {
+        eprintln!("e2e: the Gateway example skipped: the cluster does not serve the Gateway API");
+        return Ok(());
+    }
+    let routes: Api<HttpRoute> = Api::namespaced(client.clone(), ns);
+    let fabrikam = example("growth-gateway", ns);
+    tenants
+        .patch("fabrikam", &apply, &Patch::Apply(&fabrikam))
+        .await?;
+    let route = eventually("fabrikam's HTTPRoute", || async {
+        routes.get_opt("fabrikam").await.ok()?
+    })
+    .await;
+    assert_eq!(route.spec.hostnames, ["fabrikam.crm.example.com"]);
+    eventually("fabrikam's https endpoint", || {
+        endpoint("fabrikam", "https://fabrikam.crm.example.com")
+    })
+    .await;
+    Ok(())
+}
+
+async fn patch_spec_of(
+    tenants: &Api<CrmTenant>,
+    name: &str,
+    spec: Value,
+) -> Result<(), kube::Error> {
+    let patch = json!({ "spec": spec });
+    tenants
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }
 
 /// The spec.replicas of `name` now, if it exists.

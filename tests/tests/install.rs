@@ -476,3 +476,88 @@ fn every_gitops_customer_builds_one_namespace_and_one_valid_tenant_in_it() {
     }
     assert_eq!(tiers.len(), 3, "one customer per tier: {tiers:?}");
 }
+
+#[test]
+fn the_pod_monitor_scrapes_the_port_the_tenants_policies_open_to_monitoring() {
+    use crm_operator::build::{self, Credentials, METRICS_PORT_NAME};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    let install = Build::of("config/monitoring");
+    let monitor: Value = install.one("PodMonitor");
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["path"], "/metrics");
+    let port_name = endpoint["port"].as_str().expect("a named port");
+    assert_eq!(port_name, METRICS_PORT_NAME);
+
+    // A tenant as the installed operator builds it.
+    let operator: Deployment = install.one("Deployment");
+    let pod = operator.spec.and_then(|s| s.template.spec).expect("pod");
+    let selector = pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "CRM_OPERATOR_MONITORING_NAMESPACE_SELECTOR")
+        .and_then(|e| e.value.clone())
+        .expect("the install names the monitoring namespaces");
+    let monitoring = crm_operator::labels::parse_selector(&selector).expect("a valid selector");
+    assert!(monitoring.is_some(), "the install admits a scraper");
+    let platform = crm_operator::validate::Platform {
+        monitoring_namespaces: monitoring.clone(),
+        ..crm_operator::validate::Platform::default()
+    };
+    let tenant: crm_crds::CrmTenant = crm_tests::example("growth-managed");
+    let validated = crm_operator::validate::validate_with(&tenant, &platform).expect("valid");
+    let desired = build::build(&validated, &Credentials::new("k", "p"));
+
+    // The monitor selects the tenant's server pods, on a port they declare.
+    let template = desired.deployment.spec.clone().expect("spec").template;
+    let labels = template.metadata.and_then(|m| m.labels).expect("labels");
+    let wanted = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels");
+    for (key, value) in wanted {
+        assert_eq!(labels.get(key).map(String::as_str), value.as_str(), "{key}");
+    }
+    let container = &template.spec.expect("pod spec").containers[0];
+    let port = container
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some(port_name))
+        .expect("the server declares the scraped port")
+        .container_port;
+    let data = desired.config_map.data.clone().expect("data");
+    assert_eq!(data["CRM_METRICS_ADDR"], format!("0.0.0.0:{port}"));
+
+    // The policy opens that port to the monitoring namespaces, and only it.
+    let policy = &desired.network_policies[0];
+    let rules = policy.spec.clone().and_then(|s| s.ingress).expect("rules");
+    for rule in &rules {
+        let ports: Vec<_> = rule
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.port.clone())
+            .collect();
+        let from_monitoring = rule
+            .from
+            .iter()
+            .flatten()
+            .any(|peer| peer.namespace_selector == monitoring);
+        let metrics_rule = ports == [Some(IntOrString::Int(port))];
+        assert_eq!(from_monitoring, metrics_rule, "{rule:?}");
+        if metrics_rule {
+            assert_eq!(
+                rule.from.as_ref().map(Vec::len),
+                Some(1),
+                "monitoring alone"
+            );
+        }
+    }
+    assert!(rules.iter().any(|r| {
+        r.ports
+            .iter()
+            .flatten()
+            .any(|p| p.port == Some(IntOrString::Int(port)))
+    }));
+}

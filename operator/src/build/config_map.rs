@@ -7,7 +7,7 @@ use crm_crds::Module;
 use k8s_openapi::api::core::v1::ConfigMap;
 use sha2::{Digest, Sha256};
 
-use super::{Credentials, SERVER_PORT, config_map_name, metadata};
+use super::{Credentials, METRICS_PORT, SERVER_PORT, config_map_name, metadata};
 use crate::labels::Component;
 use crate::validate::{DatabaseTarget, Tenant};
 
@@ -21,6 +21,7 @@ pub fn config_map(tenant: &Tenant) -> ConfigMap {
     let modules: Vec<&str> = tenant.server.modules.iter().map(|m| module(*m)).collect();
     let mut data: BTreeMap<String, String> = [
         ("CRM_LISTEN_ADDR", format!("0.0.0.0:{SERVER_PORT}")),
+        ("CRM_METRICS_ADDR", format!("0.0.0.0:{METRICS_PORT}")),
         ("CRM_REQUIRE_API_KEY", "true".to_owned()),
         ("CRM_DB_POOL_SIZE", sizing.db_pool_size.to_string()),
         ("CRM_MODULES", modules.join(",")),
@@ -99,6 +100,7 @@ mod tests {
         assert_eq!(cm.metadata.name.as_deref(), Some("acme-config"));
         let data = cm.data.expect("data");
         assert_eq!(data["CRM_LISTEN_ADDR"], "0.0.0.0:8080");
+        assert_eq!(data["CRM_METRICS_ADDR"], "0.0.0.0:9090");
         assert_eq!(data["CRM_REQUIRE_API_KEY"], "true");
         assert_eq!(data["CRM_DB_POOL_SIZE"], "4");
         assert_eq!(data["CRM_MODULES"], "customers,sales");

@@ -19,7 +19,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::config_map::SQLITE_DIR;
 use super::secret::API_KEY;
 use super::secret::URL;
-use super::{SERVER_PORT, SERVER_PORT_NAME, cpu_quantity, metadata};
+use super::{
+    METRICS_PORT, METRICS_PORT_NAME, SERVER_PORT, SERVER_PORT_NAME, cpu_quantity, metadata,
+};
 use crate::labels::{self, Component};
 use crate::validate::{DatabaseTarget, Tenant};
 
@@ -135,12 +137,20 @@ fn container(tenant: &Tenant, embedded: bool) -> Container {
     Container {
         name: "crm-server".to_owned(),
         image: Some(tenant.server.image.clone()),
-        ports: Some(vec![ContainerPort {
-            name: Some(SERVER_PORT_NAME.to_owned()),
-            container_port: SERVER_PORT,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some(SERVER_PORT_NAME.to_owned()),
+                container_port: SERVER_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some(METRICS_PORT_NAME.to_owned()),
+                container_port: METRICS_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+        ]),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource {
                 name: super::config_map_name(tenant),

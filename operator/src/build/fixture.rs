@@ -49,8 +49,48 @@ impl Tenant {
                     value: "1".into(),
                 }],
                 allowed_namespaces: vec!["ingress".into()],
+                expose: None,
             },
+            monitoring_namespaces: Some(crate::labels::namespace_named("monitoring")),
         }
+    }
+
+    /// Exposed at `crm.acme.example.com` through an Ingress of class
+    /// `nginx`, with a certificate from the ClusterIssuer `letsencrypt`.
+    pub(crate) fn exposed_through_ingress(mut self) -> Tenant {
+        self.server.expose = Some(crm_crds::ExposeSpec {
+            host: "crm.acme.example.com".into(),
+            ingress: Some(crm_crds::IngressExposeSpec {
+                class_name: "nginx".into(),
+                controller_namespace: "ingress-nginx".into(),
+            }),
+            gateway: None,
+            tls: Some(crm_crds::TlsSpec {
+                secret_name: None,
+                issuer: Some(crm_crds::IssuerRef {
+                    name: "letsencrypt".into(),
+                    kind: crm_crds::IssuerKind::ClusterIssuer,
+                }),
+            }),
+        });
+        self
+    }
+
+    /// Exposed at `crm.acme.example.com` through the Gateway
+    /// `gateway-system/public`, listener `https`.
+    pub(crate) fn exposed_through_gateway(mut self) -> Tenant {
+        self.server.expose = Some(crm_crds::ExposeSpec {
+            host: "crm.acme.example.com".into(),
+            ingress: None,
+            gateway: Some(crm_crds::GatewayExposeSpec {
+                name: "public".into(),
+                namespace: Some("gateway-system".into()),
+                section_name: Some("https".into()),
+                controller_namespace: None,
+            }),
+            tls: None,
+        });
+        self
     }
 
     /// Another database mode. Embedded also turns autoscaling off, as

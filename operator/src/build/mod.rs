@@ -11,7 +11,7 @@ use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     autoscaling::v2::HorizontalPodAutoscaler,
     core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount},
-    networking::v1::NetworkPolicy,
+    networking::v1::{Ingress, NetworkPolicy},
     policy::v1::PodDisruptionBudget,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -19,12 +19,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::gateway_api::HttpRoute;
 use crate::labels::{self, Component};
 use crate::validate::Tenant;
 
 pub mod config_map;
 pub mod deployment;
 pub mod hpa;
+pub mod http_route;
+pub mod ingress;
 pub mod network_policy;
 pub mod pdb;
 pub mod postgres;
@@ -40,6 +43,11 @@ pub(crate) mod fixture;
 pub const SERVER_PORT: i32 = 8080;
 /// Name of the server's port, used by the Service and the probes.
 pub const SERVER_PORT_NAME: &str = "http";
+/// Port the CRM server serves `/metrics` on, apart from the API, so that
+/// the network policy can admit scrapers there and nowhere else.
+pub const METRICS_PORT: i32 = 9090;
+/// Name of the metrics port, which the PodMonitor scrapes.
+pub const METRICS_PORT_NAME: &str = "metrics";
 /// Port of the Managed PostgreSQL server.
 pub const POSTGRES_PORT: i32 = 5432;
 
@@ -126,6 +134,10 @@ pub struct Desired {
     pub database_statefulset: Option<StatefulSet>,
     /// Managed: the PostgreSQL Service.
     pub database_service: Option<Service>,
+    /// Exposed through an ingress controller.
+    pub ingress: Option<Ingress>,
+    /// Exposed through a Gateway.
+    pub http_route: Option<HttpRoute>,
 }
 
 /// Builds every object of a tenant.
@@ -144,6 +156,8 @@ pub fn build(tenant: &Tenant, credentials: &Credentials) -> Desired {
         data_volume: volume::data_volume(tenant),
         database_statefulset: postgres::statefulset(tenant, credentials),
         database_service: postgres::service(tenant),
+        ingress: ingress::ingress(tenant),
+        http_route: http_route::http_route(tenant),
         config_map,
     }
 }
@@ -165,6 +179,8 @@ impl Desired {
             data_volume,
             database_statefulset,
             database_service,
+            ingress,
+            http_route,
         } = self;
         let mut objects = vec![json(service_account), json(api_secret)];
         objects.extend(database_secret.iter().map(json));
@@ -177,6 +193,8 @@ impl Desired {
         objects.extend(hpa.iter().map(json));
         objects.extend(pdb.iter().map(json));
         objects.extend(network_policies.iter().map(json));
+        objects.extend(ingress.iter().map(json));
+        objects.extend(http_route.iter().map(json));
         objects
     }
 }
@@ -200,6 +218,8 @@ impl Desired {
             data_volume,
             database_statefulset,
             database_service,
+            ingress,
+            http_route,
         } = self;
         let mut names = vec![of(service_account), of(api_secret), of(config_map)];
         names.extend(database_secret.iter().map(of));
@@ -210,6 +230,8 @@ impl Desired {
         names.extend(data_volume.iter().map(of));
         names.extend(database_statefulset.iter().map(of));
         names.extend(database_service.iter().map(of));
+        names.extend(ingress.iter().map(of));
+        names.extend(http_route.iter().map(of));
         names
     }
 }

@@ -1,5 +1,13 @@
-//! NetworkPolicies: `<t>` limits who calls the CRM; `<t>-postgres` (Managed)
-//! lets only this tenant's servers reach its database.
+//! NetworkPolicies: `<t>` limits who reaches the CRM; `<t>-postgres`
+//! (Managed) lets only this tenant's servers reach its database.
+//!
+//! The server's API port admits the tenant's own pods (by its instance
+//! label, so two tenants sharing a namespace cannot reach each other), the
+//! namespaces in `server.allowedNamespaces`, and, when the tenant is
+//! exposed, the ingress controller's or Gateway's namespace. The metrics
+//! port admits only the monitoring namespaces the operator was given.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -9,12 +17,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::deployment::selector;
-use super::{POSTGRES_PORT, SERVER_PORT, metadata, postgres_name};
-use crate::labels::Component;
+use super::{METRICS_PORT, POSTGRES_PORT, SERVER_PORT, metadata, postgres_name};
+use crate::labels::{self, Component, NAMESPACE_NAME};
 use crate::validate::{DatabaseTarget, Tenant};
-
-/// The label the API server puts on every namespace, holding its name.
-const NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
 
 /// `<t>`, and `<t>-postgres` for the Managed database.
 pub fn network_policies(tenant: &Tenant) -> Vec<NetworkPolicy> {
@@ -25,33 +30,59 @@ pub fn network_policies(tenant: &Tenant) -> Vec<NetworkPolicy> {
     policies
 }
 
-/// Ingress to the server's port from pods of the tenant's namespace and of
-/// the namespaces the spec allows; nothing else.
+/// The API port from the tenant's pods, the allowed namespaces and the
+/// exposing proxy's namespace; the metrics port from monitoring.
 fn server(tenant: &Tenant) -> NetworkPolicy {
-    // A peer with only a pod selector means "pods of this namespace".
-    let mut from = vec![pods(LabelSelector::default())];
-    if !tenant.server.allowed_namespaces.is_empty() {
-        from.push(NetworkPolicyPeer {
-            namespace_selector: Some(LabelSelector {
-                match_expressions: Some(vec![LabelSelectorRequirement {
-                    key: NAMESPACE_NAME.to_owned(),
-                    operator: "In".to_owned(),
-                    values: Some(tenant.server.allowed_namespaces.clone()),
-                }]),
-                ..LabelSelector::default()
-            }),
-            ..NetworkPolicyPeer::default()
-        });
+    // A peer with only a pod selector means "these pods of this namespace".
+    let own = BTreeMap::from([(labels::INSTANCE.to_owned(), tenant.name.clone())]);
+    let mut from = vec![pods(LabelSelector {
+        match_labels: Some(own),
+        ..LabelSelector::default()
+    })];
+    let mut namespaces = tenant.server.allowed_namespaces.clone();
+    namespaces.extend(proxy_namespace(tenant));
+    namespaces.sort();
+    namespaces.dedup();
+    if !namespaces.is_empty() {
+        from.push(in_namespaces(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: NAMESPACE_NAME.to_owned(),
+                operator: "In".to_owned(),
+                values: Some(namespaces),
+            }]),
+            ..LabelSelector::default()
+        }));
+    }
+    let mut rules = vec![rule(from, SERVER_PORT)];
+    if let Some(monitoring) = &tenant.monitoring_namespaces {
+        rules.push(rule(vec![in_namespaces(monitoring.clone())], METRICS_PORT));
     }
     let name = tenant.name.clone();
-    policy(tenant, name, Component::Server, from, SERVER_PORT)
+    policy(tenant, name, Component::Server, rules)
+}
+
+/// Where the pods that forward outside traffic to the CRM run, when exposed:
+/// the ingress controller's namespace, or the Gateway's proxies'.
+pub fn proxy_namespace(tenant: &Tenant) -> Option<String> {
+    let expose = tenant.server.expose.as_ref()?;
+    if let Some(ingress) = &expose.ingress {
+        return Some(ingress.controller_namespace.clone());
+    }
+    let gateway = expose.gateway.as_ref()?;
+    let namespace = gateway
+        .controller_namespace
+        .clone()
+        .or_else(|| gateway.namespace.clone())
+        .unwrap_or_else(|| tenant.namespace.clone());
+    Some(namespace)
 }
 
 /// Ingress to PostgreSQL only from this tenant's server pods.
 fn database(tenant: &Tenant) -> NetworkPolicy {
     let from = vec![pods(selector(tenant, Component::Server))];
     let name = postgres_name(tenant);
-    policy(tenant, name, Component::Database, from, POSTGRES_PORT)
+    let rules = vec![rule(from, POSTGRES_PORT)];
+    policy(tenant, name, Component::Database, rules)
 }
 
 fn pods(selector: LabelSelector) -> NetworkPolicyPeer {
@@ -61,27 +92,38 @@ fn pods(selector: LabelSelector) -> NetworkPolicyPeer {
     }
 }
 
-/// Selects `component`'s pods and admits `from` on one TCP port.
+fn in_namespaces(selector: LabelSelector) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(selector),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+/// Admits `from` on one TCP port.
+fn rule(from: Vec<NetworkPolicyPeer>, port: i32) -> NetworkPolicyIngressRule {
+    NetworkPolicyIngressRule {
+        from: Some(from),
+        ports: Some(vec![NetworkPolicyPort {
+            port: Some(IntOrString::Int(port)),
+            protocol: Some("TCP".to_owned()),
+            ..NetworkPolicyPort::default()
+        }]),
+    }
+}
+
+/// Selects `component`'s pods and admits what `rules` admit, nothing else.
 fn policy(
     tenant: &Tenant,
     name: String,
     component: Component,
-    from: Vec<NetworkPolicyPeer>,
-    port: i32,
+    rules: Vec<NetworkPolicyIngressRule>,
 ) -> NetworkPolicy {
     NetworkPolicy {
         metadata: metadata(tenant, name, component),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(selector(tenant, component)),
             policy_types: Some(vec!["Ingress".to_owned()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(from),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(port)),
-                    protocol: Some("TCP".to_owned()),
-                    ..NetworkPolicyPort::default()
-                }]),
-            }]),
+            ingress: Some(rules),
             ..NetworkPolicySpec::default()
         }),
     }
@@ -91,55 +133,214 @@ fn policy(
 mod tests {
     use super::*;
     use crate::build::fixture;
-    use crate::labels;
 
-    fn rule(policy: &NetworkPolicy) -> NetworkPolicyIngressRule {
-        let spec = policy.spec.clone().expect("spec");
+    type Labels = BTreeMap<String, String>;
+
+    /// A pod that opens a connection: its namespace's labels and its own.
+    struct Source {
+        namespace: &'static str,
+        pod: Labels,
+    }
+
+    fn from(namespace: &'static str, pod: Labels) -> Source {
+        Source { namespace, pod }
+    }
+
+    fn matches(selector: &LabelSelector, labels: &Labels) -> bool {
+        let equal = selector
+            .match_labels
+            .iter()
+            .flatten()
+            .all(|(k, v)| labels.get(k) == Some(v));
+        let within = selector.match_expressions.iter().flatten().all(|e| {
+            assert_eq!(e.operator, "In", "only In is used");
+            let value = labels.get(&e.key);
+            value.is_some_and(|v| e.values.iter().flatten().any(|w| w == v))
+        });
+        equal && within
+    }
+
+    /// NetworkPolicy semantics for one TCP connection to a pod labelled
+    /// `target` in the policy's namespace.
+    fn admits(policy: &NetworkPolicy, target: &Labels, source: &Source, port: i32) -> bool {
+        let spec = policy.spec.as_ref().expect("spec");
         assert_eq!(spec.policy_types, Some(vec!["Ingress".into()]));
-        spec.ingress.expect("ingress")[0].clone()
+        assert!(matches(spec.pod_selector.as_ref().expect("pods"), target));
+        let own_namespace = policy.metadata.namespace.as_deref().expect("namespace");
+        let ns_labels = labels::namespace_named(source.namespace)
+            .match_labels
+            .expect("labels");
+        spec.ingress.iter().flatten().any(|rule| {
+            let on_port = rule.ports.iter().flatten().any(|p| {
+                p.port == Some(IntOrString::Int(port)) && p.protocol.as_deref() == Some("TCP")
+            });
+            let peer = rule.from.iter().flatten().any(|peer| {
+                let namespace_ok = match &peer.namespace_selector {
+                    Some(selector) => matches(selector, &ns_labels),
+                    None => source.namespace == own_namespace,
+                };
+                let pod_ok = peer
+                    .pod_selector
+                    .as_ref()
+                    .is_none_or(|s| matches(s, &source.pod));
+                namespace_ok && pod_ok
+            });
+            on_port && peer
+        })
+    }
+
+    fn server_pod(tenant: &str) -> Labels {
+        labels::standard(tenant, Component::Server)
+    }
+
+    fn acme_server(tenant: &Tenant) -> (NetworkPolicy, Labels) {
+        (network_policies(tenant).remove(0), server_pod("acme"))
     }
 
     #[test]
-    fn server_accepts_its_namespace_and_allowed_namespaces_on_8080() {
-        let policies = network_policies(&Tenant::test());
-        let server = &policies[0];
-        assert_eq!(server.metadata.name.as_deref(), Some("acme"));
-        let rule = rule(server);
-        let port = rule.ports.expect("ports")[0].port.clone();
-        assert_eq!(port, Some(IntOrString::Int(8080)));
-        let from = rule.from.expect("from");
-        assert_eq!(from[0].pod_selector, Some(LabelSelector::default()));
-        assert_eq!(from[0].namespace_selector, None);
-        let ns = from[1].namespace_selector.clone().expect("namespaces");
-        let requirement = &ns.match_expressions.expect("expressions")[0];
-        assert_eq!(requirement.key, "kubernetes.io/metadata.name");
-        assert_eq!(requirement.values, Some(vec!["ingress".into()]));
+    fn the_tenants_own_pods_reach_the_api_port_and_only_it() {
+        let (policy, target) = acme_server(&Tenant::test());
+        assert_eq!(policy.metadata.name.as_deref(), Some("acme"));
+        for own in [
+            server_pod("acme"),
+            labels::standard("acme", Component::Database),
+        ] {
+            assert!(admits(
+                &policy,
+                &target,
+                &from("crm-acme", own.clone()),
+                8080
+            ));
+            assert!(!admits(&policy, &target, &from("crm-acme", own), 9090));
+        }
     }
 
     #[test]
-    fn without_allowed_namespaces_only_the_tenants_namespace_is_admitted() {
-        let mut tenant = Tenant::test();
-        tenant.server.allowed_namespaces.clear();
-        let from = rule(&network_policies(&tenant)[0]).from.expect("from");
-        assert_eq!(from.len(), 1);
+    fn another_tenant_sharing_the_namespace_is_refused_on_every_port() {
+        let (policy, target) = acme_server(&Tenant::test());
+        let neighbour = from("crm-acme", server_pod("globex"));
+        for port in [8080, 9090] {
+            assert!(!admits(&policy, &target, &neighbour, port), "{port}");
+        }
+        let unlabelled = from("crm-acme", Labels::new());
+        assert!(!admits(&policy, &target, &unlabelled, 8080));
+    }
+
+    #[test]
+    fn allowed_namespaces_reach_the_api_port_and_others_do_not() {
+        let (policy, target) = acme_server(&Tenant::test());
+        assert!(admits(
+            &policy,
+            &target,
+            &from("ingress", Labels::new()),
+            8080
+        ));
+        assert!(!admits(
+            &policy,
+            &target,
+            &from("ingress", Labels::new()),
+            9090
+        ));
+        assert!(!admits(
+            &policy,
+            &target,
+            &from("elsewhere", Labels::new()),
+            8080
+        ));
+        let mut closed = Tenant::test();
+        closed.server.allowed_namespaces.clear();
+        let (policy, _) = acme_server(&closed);
+        let api = &policy
+            .spec
+            .as_ref()
+            .and_then(|s| s.ingress.clone())
+            .expect("rules")[0];
+        assert_eq!(api.from.as_ref().map(Vec::len), Some(1), "own pods only");
+    }
+
+    #[test]
+    fn monitoring_reaches_the_metrics_port_only() {
+        let (policy, target) = acme_server(&Tenant::test());
+        let prometheus = from("monitoring", Labels::new());
+        assert!(admits(&policy, &target, &prometheus, 9090));
+        assert!(!admits(&policy, &target, &prometheus, 8080));
+        let mut unmonitored = Tenant::test();
+        unmonitored.monitoring_namespaces = None;
+        let (policy, target) = acme_server(&unmonitored);
+        assert!(!admits(&policy, &target, &prometheus, 9090));
+    }
+
+    #[test]
+    fn the_ingress_controllers_namespace_is_admitted_only_while_exposed() {
+        let controller = from("ingress-nginx", Labels::new());
+        let (policy, target) = acme_server(&Tenant::test());
+        assert!(!admits(&policy, &target, &controller, 8080));
+        let (policy, target) = acme_server(&Tenant::test().exposed_through_ingress());
+        assert!(admits(&policy, &target, &controller, 8080));
+        assert!(!admits(&policy, &target, &controller, 9090));
+    }
+
+    #[test]
+    fn a_gateways_proxies_are_admitted_from_its_namespace_or_the_one_named() {
+        let mut tenant = Tenant::test().exposed_through_gateway();
+        let (policy, target) = acme_server(&tenant);
+        assert!(admits(
+            &policy,
+            &target,
+            &from("gateway-system", Labels::new()),
+            8080
+        ));
+        if let Some(gateway) = tenant
+            .server
+            .expose
+            .as_mut()
+            .and_then(|e| e.gateway.as_mut())
+        {
+            gateway.controller_namespace = Some("envoy-gateway-system".into());
+        }
+        let (policy, target) = acme_server(&tenant);
+        assert!(admits(
+            &policy,
+            &target,
+            &from("envoy-gateway-system", Labels::new()),
+            8080
+        ));
+        assert!(!admits(
+            &policy,
+            &target,
+            &from("gateway-system", Labels::new()),
+            8080
+        ));
     }
 
     #[test]
     fn managed_postgres_admits_only_this_tenants_servers_on_5432() {
-        let policies = network_policies(&Tenant::test());
+        let tenant = Tenant::test().exposed_through_ingress();
+        let policies = network_policies(&tenant);
         let db = &policies[1];
         assert_eq!(db.metadata.name.as_deref(), Some("acme-postgres"));
-        let target = db.spec.as_ref().and_then(|s| s.pod_selector.clone());
-        let target = target.and_then(|s| s.match_labels);
-        assert_eq!(target, Some(labels::selector("acme", Component::Database)));
-        let rule = rule(db);
-        let from = rule.from.expect("from");
-        assert_eq!(from.len(), 1);
-        let source = from[0].pod_selector.clone().and_then(|s| s.match_labels);
-        assert_eq!(source, Some(labels::selector("acme", Component::Server)));
-        assert_eq!(from[0].namespace_selector, None);
-        let port = rule.ports.expect("ports")[0].port.clone();
-        assert_eq!(port, Some(IntOrString::Int(5432)));
+        let target = labels::standard("acme", Component::Database);
+        assert!(admits(
+            db,
+            &target,
+            &from("crm-acme", server_pod("acme")),
+            5432
+        ));
+        for stranger in [
+            from("crm-acme", server_pod("globex")),
+            from("crm-acme", target.clone()),
+            from("monitoring", Labels::new()),
+            from("ingress-nginx", Labels::new()),
+            from("ingress", server_pod("acme")),
+        ] {
+            for port in [5432, 8080, 9090] {
+                assert!(
+                    !admits(db, &target, &stranger, port),
+                    "{}",
+                    stranger.namespace
+                );
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ fn tenants() -> Vec<Tenant> {
         let base = Tenant::test().with_database(mode);
         tenants.push(base.clone().with_tier(crm_crds::Tier::Enterprise));
         tenants.push(base.clone().suspended());
+        tenants.push(base.clone().exposed_through_ingress());
+        tenants.push(base.clone().exposed_through_gateway());
         tenants.push(base);
     }
     tenants
@@ -210,4 +212,30 @@ fn credentials_never_appear_outside_the_secrets() {
             assert!(!text.contains(&c.api_key) && !text.contains(&c.database_password));
         }
     }
+}
+
+#[test]
+fn exposure_adds_exactly_one_ingress_or_route_named_after_the_tenant() {
+    let names = |tenant: &Tenant| -> Vec<String> {
+        kinds(&build(tenant, &credentials()))
+            .into_iter()
+            .filter(|k| k.starts_with("Ingress/") || k.starts_with("HTTPRoute/"))
+            .collect()
+    };
+    assert!(names(&Tenant::test()).is_empty());
+    assert_eq!(
+        names(&Tenant::test().exposed_through_ingress()),
+        ["Ingress/acme"]
+    );
+    assert_eq!(
+        names(&Tenant::test().exposed_through_gateway()),
+        ["HTTPRoute/acme"]
+    );
+    let desired = build(&Tenant::test().exposed_through_gateway(), &credentials());
+    let named: Vec<_> = desired
+        .names()
+        .into_iter()
+        .map(|(k, n)| format!("{k}/{n}"))
+        .collect();
+    assert!(named.contains(&"HTTPRoute/acme".to_owned()), "{named:?}");
 }

@@ -326,6 +326,78 @@ mod tests {
     }
 
     #[test]
+    fn expose_needs_a_dns_host_and_exactly_one_of_ingress_or_gateway() {
+        let ingress = json!({"className": "nginx", "controllerNamespace": "ingress-nginx"});
+        let gateway = json!({"name": "public", "namespace": "gateway-system"});
+        let tls = json!({"issuer": {"name": "letsencrypt"}});
+        let spec =
+            |expose: Value| json!({"load": {"activeUsers": 1}, "server": {"expose": expose}});
+        let admitted = |expose: Value| admit_document(tenant(spec(expose)), "default");
+        let ok = admitted(json!({"host": "crm.acme.example.com", "ingress": ingress, "tls": tls}))
+            .expect("an Ingress with cert-manager");
+        let issuer = ok
+            .spec
+            .server
+            .and_then(|s| s.expose)
+            .and_then(|e| e.tls)
+            .and_then(|t| t.issuer);
+        assert_eq!(
+            issuer.map(|i| i.kind),
+            Some(crm_crds::IssuerKind::ClusterIssuer)
+        );
+        admitted(json!({"host": "crm.acme.example.com", "gateway": gateway})).expect("a Gateway");
+        let cases = [
+            (
+                json!({"host": "crm.acme.example.com"}),
+                "spec.server.expose",
+                "exactly one",
+            ),
+            (
+                json!({"host": "crm.acme.example.com", "ingress": ingress, "gateway": gateway, "tls": tls}),
+                "spec.server.expose",
+                "exactly one",
+            ),
+            (
+                json!({"host": "crm.acme.example.com", "ingress": ingress}),
+                "spec.server.expose.tls",
+                "tls",
+            ),
+            (
+                json!({"host": "crm.acme.example.com", "gateway": gateway, "tls": tls}),
+                "spec.server.expose.tls",
+                "tls",
+            ),
+            (
+                json!({"host": "crm.acme.example.com", "ingress": ingress, "tls": {}}),
+                "spec.server.expose.tls",
+                "secretName or expose.tls.issuer",
+            ),
+        ];
+        for (expose, path, says) in cases {
+            let found = problems(spec(expose.clone()));
+            assert_eq!(found.len(), 1, "{expose}: {found:?}");
+            assert_eq!(found[0].path.as_deref(), Some(path), "{expose}");
+            assert!(found[0].message.contains(says), "{expose}: {found:?}");
+        }
+        for host in [
+            "localhost",
+            "CRM.example.com",
+            "crm_1.example.com",
+            "*.example.com",
+            "crm.example.com.",
+        ] {
+            let found = problems(spec(json!({"host": host, "gateway": gateway})));
+            assert_eq!(found.len(), 1, "{host}: {found:?}");
+            assert_eq!(
+                found[0].path.as_deref(),
+                Some("spec.server.expose.host"),
+                "{host}"
+            );
+            assert!(found[0].message.contains("DNS name"), "{host}: {found:?}");
+        }
+    }
+
+    #[test]
     fn tenant_names_that_would_break_derived_names_are_refused() {
         let mut doc = tenant(json!({"load": {"activeUsers": 1}}));
         doc["metadata"]["name"] = json!("a".repeat(55));

@@ -77,6 +77,17 @@ pub struct RunArgs {
     /// `url` holds an admin connection URL of that server.
     #[arg(long, env = "CRM_OPERATOR_SHARED_SERVERS_NAMESPACE", default_value = crate::controller::DEFAULT_SHARED_SERVERS_NAMESPACE)]
     pub shared_servers_namespace: String,
+    /// Namespaces of the monitoring stack, as a label selector
+    /// (`key=value[,key=value…]`): the tenants' network policies admit
+    /// their pods to the metrics port of crm-server, and nowhere else. An
+    /// empty value admits no scraper.
+    #[arg(
+        long,
+        env = "CRM_OPERATOR_MONITORING_NAMESPACE_SELECTOR",
+        default_value = "kubernetes.io/metadata.name=monitoring",
+        value_parser = NamespaceSelector::parse
+    )]
+    pub monitoring_namespace_selector: NamespaceSelector,
     /// Log format.
     #[arg(long, env = "CRM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -105,6 +116,18 @@ pub struct RunArgs {
     pub lease_duration_secs: u64,
 }
 
+/// A namespace label selector given on the command line; empty selects none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamespaceSelector(
+    pub Option<Box<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>>,
+);
+
+impl NamespaceSelector {
+    fn parse(text: &str) -> Result<Self, String> {
+        crate::labels::parse_selector(text).map(|s| NamespaceSelector(s.map(Box::new)))
+    }
+}
+
 /// How the operator logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -125,6 +148,7 @@ impl RunArgs {
             reconcile_timeout: std::time::Duration::from_secs(self.reconcile_timeout_secs),
             cache_sync_timeout: std::time::Duration::from_secs(self.cache_sync_timeout_secs),
             shared_servers_namespace: self.shared_servers_namespace.clone(),
+            monitoring_namespaces: self.monitoring_namespace_selector.0.as_deref().cloned(),
             ..crate::controller::Settings::default()
         }
     }
@@ -281,5 +305,27 @@ mod tests {
         assert_eq!(run_args(&[]).metrics_addr.port(), 8080);
         let addr = run_args(&["--metrics-addr", "127.0.0.1:9090"]).metrics_addr;
         assert_eq!(addr.to_string(), "127.0.0.1:9090");
+    }
+
+    #[test]
+    fn the_monitoring_namespace_is_monitoring_unless_told_otherwise() {
+        let default = run_args(&[]).settings().monitoring_namespaces;
+        assert_eq!(default, Some(crate::labels::namespace_named("monitoring")));
+        let args = ["--monitoring-namespace-selector", "team=observability"];
+        let chosen = run_args(&args).settings().monitoring_namespaces;
+        let labels = chosen.and_then(|s| s.match_labels).expect("labels");
+        assert_eq!(labels["team"], "observability");
+        let none = run_args(&["--monitoring-namespace-selector", ""]).settings();
+        assert_eq!(none.monitoring_namespaces, None);
+        let bad = [
+            "crm-operator",
+            "run",
+            "--monitoring-namespace-selector",
+            "monitoring",
+        ];
+        let error = Cli::try_parse_from(bad)
+            .expect_err("not key=value")
+            .to_string();
+        assert!(error.contains("key=value"), "{error}");
     }
 }

@@ -288,3 +288,12 @@ fn an_invalid_spec_keeps_the_last_status_and_says_why_it_stalled() {
     let again = invalid(Some(&stalled), Some(2), &failure, &at(9));
     assert_eq!(again, stalled, "nothing moves on a second failure");
 }
+
+#[test]
+fn an_exposed_tenants_endpoint_is_its_https_host() {
+    let exposed = tenant(json!({"load": {"activeUsers": 50},
+        "server": {"expose": {"host": "crm.acme.example.com",
+            "gateway": {"name": "public", "namespace": "gateway-system"}}}}));
+    let s = status(&exposed, &healthy(), None, &at(0));
+    assert_eq!(s.endpoint.as_deref(), Some("https://crm.acme.example.com"));
+}

@@ -294,8 +294,9 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
             collect(<$kind as kube::Resource>::kind(&()).as_ref(), objects);
         )*};
     }
+    use crm_operator::gateway_api::HttpRoute;
     use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
-    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     kinds!(
         ServiceAccount,
@@ -306,6 +307,8 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
         HorizontalPodAutoscaler,
         PodDisruptionBudget,
         NetworkPolicy,
+        Ingress,
+        HttpRoute,
         StatefulSet,
         PersistentVolumeClaim
     );
