@@ -26,8 +26,9 @@ pub fn tier_latency_target_ms(tier: Tier) -> f64 {
 pub const DEFAULT_CPU: f64 = 0.5;
 
 impl Inputs {
-    /// Resolves the spec's defaults.
-    pub fn from_spec(spec: &CrmTenantSpec) -> Self {
+    /// Resolves the spec's defaults, for a tenant on the database `mode`
+    /// (the spec's, or the one it runs on: see `validate::database_mode`).
+    pub fn from_spec(spec: &CrmTenantSpec, mode: DatabaseMode) -> Self {
         let performance = spec.performance.as_ref();
         let resources = spec.resources.as_ref();
         let cpu = resources
@@ -39,8 +40,7 @@ impl Inputs {
                 })
             })
             .unwrap_or(DEFAULT_CPU);
-        let database_mode = spec.database.as_ref().map(|d| d.mode).unwrap_or_default();
-        let embedded = database_mode == DatabaseMode::Embedded;
+        let embedded = mode == DatabaseMode::Embedded;
         let replicas = spec.replicas.as_ref();
         let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).map(|n| n.max(1));
         Inputs {
