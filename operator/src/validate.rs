@@ -365,11 +365,13 @@ mod tests {
     #[test]
     fn an_absent_mode_follows_the_tier_for_a_new_tenant() {
         let mode = |tier: &str| {
-            validate(&tenant(json!({ "tier": tier, "load": { "activeUsers": 50 } })))
-                .expect("valid")
-                .database
-                .mode
-                .mode()
+            validate(&tenant(
+                json!({ "tier": tier, "load": { "activeUsers": 50 } }),
+            ))
+            .expect("valid")
+            .database
+            .mode
+            .mode()
         };
         assert_eq!(mode("Starter"), DatabaseMode::Embedded);
         assert_eq!(mode("Growth"), DatabaseMode::Managed);

@@ -376,10 +376,20 @@ fn a_tenant_without_a_database_mode_gets_its_tiers_and_plan_prints_it() {
                     metadata:\n  name: small\n  namespace: crm\n\
                     spec:\n  load:\n    activeUsers: 20\n";
     let out = plan(&["-"], Some(manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("# crm/big: tier Enterprise, database Managed"), "{text}");
-    assert!(text.contains("# crm/small: tier Starter, database Embedded"), "{text}");
+    assert!(
+        text.contains("# crm/big: tier Enterprise, database Managed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# crm/small: tier Starter, database Embedded"),
+        "{text}"
+    );
     assert!(text.contains("name: big-postgres"), "{text}");
     let out = plan(&["-o", "json", "-"], Some(manifest));
     let big: Value = serde_json::from_str(
