@@ -42,7 +42,7 @@ use crate::status::CrmTenantStatus;
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new(
-    "(has(self.database) && self.database.mode != 'Embedded') || \
+    "(has(self.database) && has(self.database.mode) ? self.database.mode != 'Embedded' : (has(self.tier) && self.tier != 'Starter')) || \
      ((!has(self.autoscaling) || !has(self.autoscaling.enabled) || !self.autoscaling.enabled) && \
       (!has(self.replicas) || !has(self.replicas.min) || self.replicas.min <= 1))"
 ).message("the Embedded database runs exactly one replica: autoscaling.enabled must not be true and replicas.min must not exceed 1").field_path(".database.mode"))]
@@ -72,7 +72,8 @@ pub struct CrmTenantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
 
-    /// Where the tenant's data lives. Defaults to the Embedded SQLite database.
+    /// Where the tenant's data lives. The mode defaults to the tier's:
+    /// Embedded for Starter, Managed for Growth and Enterprise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseSpec>,
 
@@ -233,17 +234,20 @@ pub struct AutoscalingSpec {
 /// The tenant's database.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.mode != 'Shared' || has(self.shared)")
+#[x_kube(validation = Rule::new("!has(self.mode) || self.mode != 'Shared' || has(self.shared)")
     .message("database.mode Shared needs database.shared.server").field_path(".shared"))]
-#[x_kube(validation = Rule::new("self.mode != 'External' || has(self.external)")
+#[x_kube(validation = Rule::new("!has(self.mode) || self.mode != 'External' || has(self.external)")
     .message("database.mode External needs database.external.secretRef").field_path(".external"))]
 pub struct DatabaseSpec {
     /// Embedded: SQLite on a volume, one replica. Managed: a PostgreSQL
     /// StatefulSet per tenant. Shared: a role and database on a shared
     /// PostgreSQL server the operator administers. External: a connection URL
-    /// from a Secret you provide.
-    #[serde(default)]
-    pub mode: DatabaseMode,
+    /// from a Secret you provide. When absent, a new tenant gets its tier's
+    /// mode (Embedded for Starter, Managed for Growth and Enterprise) and a
+    /// running tenant keeps the mode it has (`status.databaseMode`), so a
+    /// tier change never moves data on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<DatabaseMode>,
 
     /// What a deleted tenant leaves behind: Retain keeps the data, Delete removes it.
     #[serde(default)]
@@ -280,7 +284,7 @@ pub struct DatabaseSpec {
 impl Default for DatabaseSpec {
     fn default() -> Self {
         Self {
-            mode: DatabaseMode::default(),
+            mode: None,
             deletion_policy: DeletionPolicy::default(),
             max_connections: defaults::max_connections(),
             storage: defaults::storage(),
@@ -292,11 +296,16 @@ impl Default for DatabaseSpec {
     }
 }
 
-/// Where a tenant's data lives.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// Where a tenant's data lives. Embedded: SQLite on a volume, one replica.
+/// Managed: a PostgreSQL StatefulSet per tenant. Shared: a role and database
+/// on a shared PostgreSQL server the operator administers. External: a
+/// connection URL from a Secret you provide. When spec.database.mode is
+/// absent, a new tenant gets its tier's mode (Embedded for Starter, Managed
+/// for Growth and Enterprise) and a running tenant keeps the one it runs on
+/// (status.databaseMode), so a tier change never moves data on its own.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DatabaseMode {
     /// SQLite on a PersistentVolumeClaim; exactly one replica.
-    #[default]
     Embedded,
     /// A PostgreSQL StatefulSet, volume and Service for this tenant alone.
     Managed,

@@ -59,6 +59,11 @@ pub struct CrmTenantStatus {
     /// `crm.tenancy.dev/rotate-database-credentials` request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_credentials_rotated_at: Option<Time>,
+
+    /// The database mode the tenant runs on. While `spec.database.mode` is
+    /// absent the tenant keeps this mode, whatever its tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_mode: Option<crate::DatabaseMode>,
 }
 
 /// Lifecycle phase of a tenant.

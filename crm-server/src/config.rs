@@ -27,6 +27,41 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         contacts: u32,
     },
+    /// Copy a consistent snapshot of one database into another (SQLite or
+    /// PostgreSQL either side), then verify row counts and a checksum per
+    /// table. The source is only read; the target is migrated, must be
+    /// empty (unless --replace) and is written in one transaction.
+    Copy {
+        /// The database to read (a URL like DATABASE_URL's).
+        #[arg(long, env = "CRM_COPY_FROM", hide_env_values = true)]
+        from: String,
+        /// The database to write.
+        #[arg(long, env = "CRM_COPY_TO", hide_env_values = true)]
+        to: String,
+        /// Remove the target's rows first, in the same transaction.
+        #[arg(long, env = "CRM_COPY_REPLACE", default_value_t = false)]
+        replace: bool,
+    },
+    /// Export a consistent, compressed snapshot of DATABASE_URL with a
+    /// manifest into a new directory under --dir.
+    Backup {
+        /// Where backups are kept.
+        #[arg(long, env = "CRM_BACKUP_DIR")]
+        dir: std::path::PathBuf,
+        /// Keep only this many backups (the newest) in --dir afterwards.
+        #[arg(long, env = "CRM_BACKUP_RETAIN")]
+        retain: Option<usize>,
+    },
+    /// Load a backup into DATABASE_URL, which must be empty (unless
+    /// --replace), and verify it against the backup's manifest.
+    Restore {
+        /// The backup's directory.
+        #[arg(long, env = "CRM_RESTORE_FROM")]
+        from: std::path::PathBuf,
+        /// Remove the database's rows first, in the same transaction.
+        #[arg(long, env = "CRM_RESTORE_REPLACE", default_value_t = false)]
+        replace: bool,
+    },
 }
 
 /// Log line format.
@@ -140,6 +175,10 @@ pub struct Config {
         global = true
     )]
     pub compress_min_bytes: u64,
+    /// Serve reads only: every write is answered 503 with Retry-After. The
+    /// operator sets it while the tenant's data is being moved or restored.
+    #[arg(long, env = "CRM_READ_ONLY", default_value_t = false, global = true)]
+    pub read_only: bool,
 }
 
 /// The modules a server exposes.

@@ -15,11 +15,13 @@ pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod patch;
+pub mod read_only;
 pub mod reports;
 pub mod sales;
 pub mod seed;
 pub mod service;
 pub mod store;
+pub mod transfer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +72,8 @@ pub struct AppState {
     pub cache: cache::Cache<customers::Key, customers::Entry>,
     /// Responses smaller than this many bytes are never compressed.
     pub compress_min_bytes: u64,
+    /// Writes are refused with 503 (`read_only`).
+    pub read_only: bool,
 }
 
 impl AppState {
@@ -85,6 +89,7 @@ impl AppState {
             metrics: metrics::Metrics::new()?,
             cache: cache::Cache::new(10_000, Duration::from_secs(5)),
             compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
+            read_only: false,
         })
     }
 
@@ -104,6 +109,7 @@ impl AppState {
             timeout: Duration::from_secs(config.request_timeout_secs),
             max_body_bytes: config.max_body_bytes,
             compress_min_bytes: config.compress_min_bytes,
+            read_only: config.read_only,
             ..Self::new(db, api_key, modules)?
         })
     }
@@ -140,6 +146,10 @@ pub fn app(state: AppState) -> Router {
     let api = api
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            read_only::refuse_writes,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     let timeout = state.timeout;
     Router::new()

@@ -13,6 +13,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg = cli.config;
     ops::init_logging(cfg.log_format);
+    if let Some(command) = &cli.command
+        && let Some(done) = crm_server::transfer::run(command, &cfg.database_url).await
+    {
+        return done.map_err(Into::into);
+    }
     let modules = Modules::parse(&cfg.modules).map_err(anyhow::Error::msg)?;
     let api_key = match cfg.api_key.clone().filter(|k| !k.is_empty()) {
         Some(k) => k,
@@ -25,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
     db.migrate().await?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => Ok(()),
+        Command::Copy { .. } | Command::Backup { .. } | Command::Restore { .. } => Ok(()),
         Command::Seed { contacts } => {
             crm_server::seed::seed(&db, contacts)
                 .await

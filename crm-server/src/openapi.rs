@@ -199,6 +199,12 @@ fn complete_operation(method: &str, path: &str, op: &mut Map<String, Value>) {
         add("428", "If-Match is missing");
     }
     add("500", "Internal error (details are logged, never sent)");
+    if method != "get" {
+        add(
+            "503",
+            "The CRM is read-only while its data is moved or restored; retry after Retry-After seconds",
+        );
+    }
     if if_match {
         let required = method != "delete";
         let pattern = if required {

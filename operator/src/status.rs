@@ -193,6 +193,7 @@ pub fn status(
             .credentials_rotated_at
             .clone()
             .or_else(|| previous.and_then(|p| p.database_credentials_rotated_at.clone())),
+        database_mode: Some(tenant.database.mode.mode()),
     }
 }
 

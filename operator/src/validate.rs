@@ -173,9 +173,10 @@ pub fn validate_with(tenant: &CrmTenant, platform: &Platform) -> Result<Tenant, 
         .clone()
         .ok_or(ValidationError::MissingNamespace)?;
     let spec = &tenant.spec;
-    let database = resolve_database(spec.database.clone().unwrap_or_default())?;
+    let mode = database_mode(tenant);
+    let database = resolve_database(spec.database.clone().unwrap_or_default(), mode)?;
     check_cross_field_rules(spec, &database)?;
-    let inputs = model::Inputs::from_spec(spec).map_err(|e| field(e.path, &e.message))?;
+    let inputs = model::Inputs::from_spec(spec, mode).map_err(|e| field(e.path, &e.message))?;
     let capacity = model::size(&inputs);
     let resources = spec.resources.clone();
     let server = spec.server.clone().unwrap_or_default();
@@ -320,8 +321,33 @@ fn is_dns_name(host: &str) -> bool {
     host.len() <= 253 && host.split('.').count() >= 2 && host.split('.').all(label)
 }
 
-fn resolve_database(spec: DatabaseSpec) -> Result<Database, ValidationError> {
-    let mode = match spec.mode {
+/// The database mode a tier starts with when the spec names none: Starter's
+/// single replica fits SQLite, Growth and Enterprise need PostgreSQL to scale.
+pub fn tier_database_mode(tier: Tier) -> DatabaseMode {
+    match tier {
+        Tier::Starter => DatabaseMode::Embedded,
+        Tier::Growth | Tier::Enterprise => DatabaseMode::Managed,
+    }
+}
+
+/// The mode the tenant's data should live in: the spec's when it names one;
+/// else the mode the tenant runs on (`status.databaseMode`), so that neither
+/// a tier change nor a new default moves a running tenant's data; else the
+/// tier's. A status with sizing but no recorded mode was written before the
+/// mode was recorded, when every tenant without a mode ran Embedded.
+pub fn database_mode(tenant: &CrmTenant) -> DatabaseMode {
+    let spec = tenant.spec.database.as_ref().and_then(|d| d.mode);
+    let status = tenant.status.as_ref();
+    let recorded = status.and_then(|s| {
+        s.database_mode
+            .or_else(|| s.sizing.as_ref().map(|_| DatabaseMode::Embedded))
+    });
+    spec.or(recorded)
+        .unwrap_or_else(|| tier_database_mode(tenant.spec.tier))
+}
+
+fn resolve_database(spec: DatabaseSpec, mode: DatabaseMode) -> Result<Database, ValidationError> {
+    let mode = match mode {
         DatabaseMode::Embedded => DatabaseTarget::Embedded,
         DatabaseMode::Managed => {
             let managed = spec.managed.unwrap_or_default();
@@ -416,6 +442,54 @@ mod tests {
         let valid = validate(&tenant(json!({ "load": { "activeUsers": 50 } }))).expect("valid");
         assert_eq!(valid.database.mode, DatabaseTarget::Embedded);
         assert_eq!(valid.server.modules, Module::ALL.to_vec());
+    }
+
+    #[test]
+    fn an_absent_mode_follows_the_tier_for_a_new_tenant() {
+        let mode = |tier: &str| {
+            validate(&tenant(
+                json!({ "tier": tier, "load": { "activeUsers": 50 } }),
+            ))
+            .expect("valid")
+            .database
+            .mode
+            .mode()
+        };
+        assert_eq!(mode("Starter"), DatabaseMode::Embedded);
+        assert_eq!(mode("Growth"), DatabaseMode::Managed);
+        assert_eq!(mode("Enterprise"), DatabaseMode::Managed);
+    }
+
+    #[test]
+    fn a_running_tenant_keeps_its_mode_while_the_spec_names_none() {
+        let mut growth = tenant(json!({ "tier": "Growth", "load": { "activeUsers": 50 } }));
+        growth.status = Some(crm_crds::CrmTenantStatus {
+            database_mode: Some(DatabaseMode::Embedded),
+            ..Default::default()
+        });
+        assert_eq!(database_mode(&growth), DatabaseMode::Embedded);
+        // Written before the mode was recorded: every such tenant ran Embedded.
+        growth.status = Some(crm_crds::CrmTenantStatus {
+            sizing: Some(crm_crds::Sizing::default()),
+            ..Default::default()
+        });
+        assert_eq!(database_mode(&growth), DatabaseMode::Embedded);
+        // A status without sizing never ran: the tier decides.
+        growth.status = Some(crm_crds::CrmTenantStatus::default());
+        assert_eq!(database_mode(&growth), DatabaseMode::Managed);
+        // The spec's mode wins over the recorded one.
+        growth.spec.database = Some(DatabaseSpec {
+            mode: Some(DatabaseMode::Shared),
+            shared: Some(crm_crds::SharedDatabaseSpec {
+                server: "pg".into(),
+            }),
+            ..Default::default()
+        });
+        growth.status = Some(crm_crds::CrmTenantStatus {
+            database_mode: Some(DatabaseMode::Embedded),
+            ..Default::default()
+        });
+        assert_eq!(database_mode(&growth), DatabaseMode::Shared);
     }
 
     #[test]

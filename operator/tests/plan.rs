@@ -365,3 +365,40 @@ fn crd_subcommand_prints_the_checked_in_crd() {
     let checked_in = std::fs::read_to_string(workspace().join("crds/crmtenant.yaml")).expect("CRD");
     assert_eq!(text(&output.stdout), checked_in);
 }
+
+#[test]
+fn a_tenant_without_a_database_mode_gets_its_tiers_and_plan_prints_it() {
+    let manifest = "apiVersion: crm.tenancy.dev/v1alpha1\nkind: CrmTenant\n\
+                    metadata:\n  name: big\n  namespace: crm\n\
+                    spec:\n  tier: Enterprise\n  load:\n    peakRequestsPerSecond: 2000\n\
+                    ---\n\
+                    apiVersion: crm.tenancy.dev/v1alpha1\nkind: CrmTenant\n\
+                    metadata:\n  name: small\n  namespace: crm\n\
+                    spec:\n  load:\n    activeUsers: 20\n";
+    let out = plan(&["-"], Some(manifest));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("# crm/big: tier Enterprise, database Managed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# crm/small: tier Starter, database Embedded"),
+        "{text}"
+    );
+    assert!(text.contains("name: big-postgres"), "{text}");
+    let out = plan(&["-o", "json", "-"], Some(manifest));
+    let big: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("json");
+    assert_eq!(big["databaseMode"], "Managed", "{big}");
+    assert!(big["sizing"]["replicas"].as_i64() > Some(1), "{big}");
+}

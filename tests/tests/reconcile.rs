@@ -863,3 +863,57 @@ async fn a_restarted_operator_keeps_every_credential_and_rewrites_nothing() {
     assert!(reads >= 1, "a Secret missing from the cache is read once");
     operator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absent_mode_takes_the_tiers_and_a_tier_change_keeps_the_running_mode() {
+    use crm_crds::DatabaseMode;
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let operator = Operator::start();
+    let tenant = |name: &str, tier: &str| -> CrmTenant {
+        serde_json::from_value(json!({
+            "apiVersion": "crm.tenancy.dev/v1alpha1", "kind": "CrmTenant",
+            "metadata": { "name": name, "namespace": "crm" },
+            "spec": { "tier": tier, "load": { "peakRequestsPerSecond": 50 } },
+        }))
+        .expect("tenant")
+    };
+    let small = tenant("small", "Starter");
+    let big = tenant("big", "Enterprise");
+    operator.create(&small).await;
+    operator.create(&big).await;
+    let mode = |op: &Operator, t: &CrmTenant| op.tenant(t).status.and_then(|s| s.database_mode);
+    operator
+        .eventually("the modes recorded", |op| {
+            (mode(op, &small) == Some(DatabaseMode::Embedded)
+                && mode(op, &big) == Some(DatabaseMode::Managed))
+            .then_some(())
+        })
+        .await;
+    assert!(operator.get::<StatefulSet>(&big, "-postgres").is_some());
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&small, "-data")
+            .is_some()
+    );
+
+    // Growth's default is Managed, but the running tenant keeps its SQLite
+    // data: no PostgreSQL appears, the volume stays.
+    operator
+        .patch(&small, json!({ "spec": { "tier": "Growth" } }))
+        .await;
+    operator
+        .eventually("the new generation observed", |op| {
+            let status = op.tenant(&small).status?;
+            (status.observed_generation == Some(2)).then_some(())
+        })
+        .await;
+    assert_eq!(mode(&operator, &small), Some(DatabaseMode::Embedded));
+    assert!(operator.get::<StatefulSet>(&small, "-postgres").is_none());
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&small, "-data")
+            .is_some()
+    );
+    operator.shutdown().await;
+}

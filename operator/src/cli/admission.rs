@@ -318,6 +318,17 @@ mod tests {
     }
 
     #[test]
+    fn an_absent_mode_is_judged_by_the_tiers_default() {
+        let growth = json!({"tier": "Growth", "load": {"activeUsers": 1},
+                            "autoscaling": {"enabled": true}, "database": {"storage": "2Gi"}});
+        let admitted = admit_document(tenant(growth), "default").expect("admitted");
+        assert_eq!(admitted.spec.database.and_then(|d| d.mode), None);
+        let starter = json!({"tier": "Starter", "load": {"activeUsers": 1},
+                             "database": {"storage": "2Gi"}, "replicas": {"min": 2}});
+        assert_eq!(paths(starter), ["spec.database.mode"]);
+    }
+
+    #[test]
     fn operator_owned_environment_names_are_refused() {
         let found = paths(
             json!({"load": {"activeUsers": 1}, "server": {"env": [{"name": "DATABASE_URL", "value": "x"}]}}),

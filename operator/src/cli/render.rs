@@ -37,6 +37,7 @@ pub fn json_line(out: &mut String, p: &Planned) {
     let line = json!({
         "tenant": p.tenant.name,
         "namespace": p.tenant.namespace,
+        "databaseMode": p.tenant.database.mode.mode(),
         "sizing": p.tenant.capacity.sizing,
         "conditions": p.tenant.capacity.conditions.iter().map(condition_json).collect::<Vec<_>>(),
         "objects": objects(p),

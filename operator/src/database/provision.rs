@@ -203,7 +203,8 @@ async fn patch_finalizers(
 /// tenant whose spec no longer validates can be cleaned up.
 fn shared_server_of(tenant: &CrmTenant) -> Option<&str> {
     let database = tenant.spec.database.as_ref()?;
-    (database.mode == DatabaseMode::Shared).then_some(database.shared.as_ref()?.server.as_str())
+    (crate::validate::database_mode(tenant) == DatabaseMode::Shared)
+        .then_some(database.shared.as_ref()?.server.as_str())
 }
 
 /// A Shared tenant being deleted: cleans up by `deletionPolicy`, then

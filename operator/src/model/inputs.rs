@@ -60,12 +60,12 @@ fn replica_cpu(resources: Option<&ResourcesSpec>) -> Result<f64, InputError> {
 }
 
 impl Inputs {
-    /// Resolves the spec's defaults.
-    pub fn from_spec(spec: &CrmTenantSpec) -> Result<Self, InputError> {
+    /// Resolves the spec's defaults, for a tenant on the database `mode`
+    /// (the spec's, or the one it runs on: see `validate::database_mode`).
+    pub fn from_spec(spec: &CrmTenantSpec, mode: DatabaseMode) -> Result<Self, InputError> {
         let performance = spec.performance.as_ref();
         let cpu = replica_cpu(spec.resources.as_ref())?;
-        let database_mode = spec.database.as_ref().map(|d| d.mode).unwrap_or_default();
-        let embedded = database_mode == DatabaseMode::Embedded;
+        let embedded = mode == DatabaseMode::Embedded;
         let replicas = spec.replicas.as_ref();
         let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).map(|n| n.max(1));
         Ok(Inputs {

@@ -225,7 +225,7 @@ fn inputs_resolve_tier_and_spec_defaults() {
         "database": {"mode": "Managed"}
     }))
     .expect("spec");
-    let inputs = Inputs::from_spec(&spec).expect("valid inputs");
+    let inputs = Inputs::from_spec(&spec, crm_crds::DatabaseMode::Managed).expect("valid inputs");
     assert_eq!(inputs.latency_target_ms, 200.0);
     assert_eq!(inputs.tier_floor, 3);
     assert_eq!(inputs.cpu, 1.0);
@@ -233,7 +233,8 @@ fn inputs_resolve_tier_and_spec_defaults() {
     assert!(inputs.autoscaling && !inputs.embedded);
     let embedded: crm_crds::CrmTenantSpec =
         serde_json::from_value(serde_json::json!({"load": {"activeUsers": 10}})).expect("spec");
-    let inputs = Inputs::from_spec(&embedded).expect("valid inputs");
+    let inputs =
+        Inputs::from_spec(&embedded, crm_crds::DatabaseMode::Embedded).expect("valid inputs");
     assert!(inputs.embedded && !inputs.autoscaling);
     assert_eq!(
         (inputs.cpu, inputs.latency_target_ms, inputs.tier_floor),

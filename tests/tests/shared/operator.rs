@@ -350,7 +350,7 @@ async fn tenants_of_other_modes_never_get_the_finalizer() {
     let operator = Operator::start();
     let mut t = tenant("no-finalizer", "acme", "Delete");
     t.spec.database = Some(crm_crds::DatabaseSpec {
-        mode: crm_crds::DatabaseMode::Managed,
+        mode: Some(crm_crds::DatabaseMode::Managed),
         ..Default::default()
     });
     operator.create(&t).await;
@@ -369,7 +369,7 @@ async fn managed_rotation_restarts_postgres_which_takes_the_new_password() {
     let operator = Operator::start();
     let mut t = tenant("managed-rotate", "acme", "Delete");
     t.spec.database = Some(crm_crds::DatabaseSpec {
-        mode: crm_crds::DatabaseMode::Managed,
+        mode: Some(crm_crds::DatabaseMode::Managed),
         ..Default::default()
     });
     operator.create(&t).await;
