@@ -89,6 +89,7 @@ pub async fn run(
     let marker = tokio::spawn(mark_synced(synced.clone(), metrics.clone()));
     let tenant_events = watcher(api::<CrmTenant>(&client, ns), tenants)
         .default_backoff()
+        .modify(trim_tenant)
         .reflect(tenant_writer)
         .inspect_ok(move |event| synced.observe("CrmTenant", event))
         .applied_objects()
@@ -114,6 +115,16 @@ pub async fn run(
     marker.abort();
     metrics.set_synced(false);
     metrics.count_tenants(None);
+}
+
+/// Drops from a cached tenant what no reconcile reads: its managed fields and
+/// the copy of the whole manifest `kubectl apply` keeps in an annotation,
+/// which together are often larger than the rest of the object.
+fn trim_tenant(tenant: &mut CrmTenant) {
+    tenant.managed_fields_mut().clear();
+    tenant
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 /// Reports the caches synced once every watch has listed its objects.

@@ -267,19 +267,46 @@ drop_managed_fields!(
     ServiceAccount,
     Secret,
     ConfigMap,
-    Service,
-    HorizontalPodAutoscaler,
-    PodDisruptionBudget,
     NetworkPolicy,
-    Ingress,
     HttpRoute,
-    StatefulSet,
     PartialObjectMeta<PersistentVolumeClaim>
 );
 
+/// Kinds whose status no reconcile reads: it goes with the managed fields.
+macro_rules! drop_managed_fields_and_status {
+    ($($kind:ty),*) => {$(
+        impl Trim for $kind {
+            fn trim(&mut self) {
+                self.managed_fields_mut().clear();
+                self.status = None;
+            }
+        }
+    )*};
+}
+
+drop_managed_fields_and_status!(
+    Service,
+    HorizontalPodAutoscaler,
+    PodDisruptionBudget,
+    Ingress
+);
+
+/// Of a workload's status, only the replica counts are read.
 impl Trim for Deployment {
     fn trim(&mut self) {
         crate::ownership::keep_replica_owners(self);
+        if let Some(status) = self.status.as_mut() {
+            status.conditions = None;
+        }
+    }
+}
+
+impl Trim for StatefulSet {
+    fn trim(&mut self) {
+        self.managed_fields_mut().clear();
+        if let Some(status) = self.status.as_mut() {
+            status.conditions = None;
+        }
     }
 }
 
