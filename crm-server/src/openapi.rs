@@ -1,8 +1,10 @@
 //! The OpenAPI 3 document, assembled from the handlers' annotations and then
-//! completed with what every route shares: the problem responses each kind of
-//! operation can give, `If-Match` and `ETag` on versioned resources. The
-//! document is the contract (`scripts/openapi-contract` checks the server
-//! against it), so a status a route can answer is listed here.
+//! completed with what every route shares: the API key, the problem responses
+//! each kind of operation can give, `If-Match` and `ETag` on versioned
+//! resources. Handlers declare only what is theirs: path, parameters, body
+//! and success response. The document is the contract
+//! (`scripts/openapi-contract` checks the server against it), so a status a
+//! route can answer is listed here.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -199,6 +201,8 @@ fn complete_operation(method: &str, path: &str, op: &mut Map<String, Value>) {
         add("428", "If-Match is missing");
     }
     add("500", "Internal error (details are logged, never sent)");
+    op.entry("security")
+        .or_insert_with(|| json!([{"api_key": []}]));
     if if_match {
         let required = method != "delete";
         let pattern = if required {

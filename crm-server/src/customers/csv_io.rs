@@ -9,12 +9,11 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Company, CompanyInput, Contact, ContactInput, csv_export, insert_contact};
+use super::{Company, CompanyInput, Contact, ContactInput, csv_export, store};
 use crate::AppState;
-use crate::db::{Sql, now};
-use crate::error::{ApiError, ApiResult, db_error};
+use crate::db::Sql;
+use crate::error::{ApiError, ApiResult};
 use crate::http::body_error;
-use crate::store::one;
 
 /// CSV routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -198,22 +197,7 @@ async fn import_companies(
     let n = input.len();
     let mut tx = st.db.pool.begin().await?;
     for b in input {
-        let ts = now();
-        let mut sql = Sql::new(
-            "INSERT INTO companies (name, domain, industry, created_at, updated_at) VALUES (",
-        );
-        sql.bind(String::from(b.name))
-            .push(", ")
-            .bind(b.domain.map(String::from));
-        sql.push(", ")
-            .bind(b.industry.map(String::from))
-            .push(", ")
-            .bind(ts.clone());
-        sql.push(", ").bind(ts).push(") RETURNING *");
-        let _: Company = one(sql
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db_error(e, "name"))?)?;
+        store::insert_company(&mut tx, b).await?;
     }
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(Imported { imported: n })).into_response())
@@ -239,12 +223,14 @@ async fn import_contacts(
     let n = input.len();
     let mut tx = st.db.pool.begin().await?;
     for (i, c) in input.into_iter().enumerate() {
-        insert_contact(&mut *tx, c).await.map_err(|e| match e {
-            ApiError::Conflict { field } => ApiError::Conflict {
-                field: format!("[{}].{field}", i + 1),
-            },
-            other => other,
-        })?;
+        store::insert_contact(&mut tx, c)
+            .await
+            .map_err(|e| match e {
+                ApiError::Conflict { field } => ApiError::Conflict {
+                    field: format!("[{}].{field}", i + 1),
+                },
+                other => other,
+            })?;
     }
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(Imported { imported: n })).into_response())
