@@ -16,8 +16,10 @@ use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::date_range;
 
+pub mod batch;
 pub mod csv_export;
 pub mod csv_io;
+pub mod merge;
 pub mod store;
 
 /// What the read cache holds for this module.
@@ -56,6 +58,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             delete_contact
         ))
         .merge(csv_io::router())
+        .merge(batch::router())
+        .merge(merge::router())
 }
 
 /// A company as stored.

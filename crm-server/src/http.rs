@@ -33,6 +33,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A [`JsonBody`] that keeps the raw bytes too (for `Idempotency-Key`,
+/// which compares bodies).
+#[derive(Debug)]
+pub struct JsonBytes<T>(pub T, pub Bytes);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBytes<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        let value = parse_json(&bytes)?;
+        Ok(JsonBytes(value, bytes))
+    }
+}
+
 /// Parse JSON, reporting syntax errors as 400 and shape errors as 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -82,6 +105,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
             .map(Id)
             .ok_or(ApiError::NotFound)
     }
+}
+
+/// The `{id}` path parameter, for the OpenAPI document of routes taking [`Id`].
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    /// Resource id
+    #[param(minimum = 1)]
+    pub id: i64,
 }
 
 /// Two numeric ids from the path, e.g. `/campaigns/{id}/members/{contact_id}`.

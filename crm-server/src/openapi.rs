@@ -35,6 +35,18 @@ const PARTICULAR: &[(&str, &str, &str, &str)] = &[
     ("delete", "/deals/{id}", "409", "the deal has an order"),
     (
         "post",
+        "/contacts/batch",
+        "409",
+        "another call with this Idempotency-Key is being answered",
+    ),
+    (
+        "post",
+        "/companies/batch",
+        "409",
+        "another call with this Idempotency-Key is being answered",
+    ),
+    (
+        "post",
         "/deals/{id}/order",
         "409",
         "the deal already has an order",
