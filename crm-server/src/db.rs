@@ -222,7 +222,11 @@ where
 /// Current time as RFC 3339 UTC text; stored as text in both dialects so
 /// ordering and month grouping (`substr`) work the same everywhere.
 pub fn now() -> String {
-    let ts = jiff::Timestamp::now();
+    timestamp(jiff::Timestamp::now())
+}
+
+/// `ts` as [`now`] writes it.
+pub fn timestamp(ts: jiff::Timestamp) -> String {
     format!(
         "{}.{:06}Z",
         ts.strftime("%Y-%m-%dT%H:%M:%S"),

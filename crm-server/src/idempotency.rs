@@ -52,23 +52,23 @@ where
     F: for<'c> FnOnce(&'c mut AnyConnection) -> Work<'c>,
 {
     let digest = hex::encode(Sha256::digest(body));
-    if let Some(k) = &key {
-        if let Some(stored) = find(&mut *pool.acquire().await?, scope, k).await? {
-            return replay(stored, &digest);
-        }
+    if let Some(k) = &key
+        && let Some(stored) = find(&mut *pool.acquire().await?, scope, k).await?
+    {
+        return replay(stored, &digest);
     }
     let mut tx = pool.begin().await?;
-    if let Some(k) = &key {
-        if !claim(&mut tx, scope, k, &digest).await? {
-            // Another request with this key committed first.
-            tx.rollback().await?;
-            return match find(&mut *pool.acquire().await?, scope, k).await? {
-                Some(stored) => replay(stored, &digest),
-                None => Err(ApiError::Conflict {
-                    field: HEADER.into(),
-                }),
-            };
-        }
+    if let Some(k) = &key
+        && !claim(&mut tx, scope, k, &digest).await?
+    {
+        // Another request with this key committed first.
+        tx.rollback().await?;
+        return match find(&mut *pool.acquire().await?, scope, k).await? {
+            Some(stored) => replay(stored, &digest),
+            None => Err(ApiError::Conflict {
+                field: HEADER.into(),
+            }),
+        };
     }
     let (status, value) = work(&mut tx).await?;
     let text = value.to_string();

@@ -21,6 +21,7 @@ pub mod sales;
 pub mod seed;
 pub mod service;
 pub mod store;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +72,8 @@ pub struct AppState {
     pub cache: cache::Cache<customers::Key, customers::Entry>,
     /// Responses smaller than this many bytes are never compressed.
     pub compress_min_bytes: u64,
+    /// How webhooks are delivered (and which targets they may have).
+    pub webhooks: webhooks::deliver::Settings,
 }
 
 impl AppState {
@@ -86,6 +89,7 @@ impl AppState {
             metrics: metrics::Metrics::new()?,
             cache: cache::Cache::new(10_000, Duration::from_secs(5)),
             compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
+            webhooks: webhooks::deliver::Settings::default(),
         })
     }
 
@@ -105,6 +109,11 @@ impl AppState {
             timeout: Duration::from_secs(config.request_timeout_secs),
             max_body_bytes: config.max_body_bytes,
             compress_min_bytes: config.compress_min_bytes,
+            webhooks: webhooks::deliver::Settings {
+                allow_private: config.webhook_allow_loopback,
+                retry_base: Duration::from_millis(config.webhook_retry_base_ms),
+                ..webhooks::deliver::Settings::default()
+            },
             ..Self::new(db, api_key, modules)?
         })
     }
@@ -118,7 +127,7 @@ impl AppState {
 /// The whole service: `/healthz`, `/readyz`, `/metrics` and `/api/v1`.
 pub fn app(state: AppState) -> Router {
     let m = state.modules;
-    let mut api = OpenApiRouter::with_openapi(openapi::base());
+    let mut api = OpenApiRouter::with_openapi(openapi::base()).merge(webhooks::router());
     if m.customers {
         api = api
             .merge(customers::router())

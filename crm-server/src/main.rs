@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let state = AppState::from_config(db, &api_key, modules, &cfg)?;
+            crm_server::webhooks::deliver::spawn(state.db.clone(), state.webhooks);
             let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
                 .await
                 .with_context(|| format!("binding {}", cfg.listen_addr))?;

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
+use sqlx::{Acquire, AnyConnection, Row};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,6 +18,8 @@ use crate::http::{
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
+use crate::webhooks::Event;
+use crate::webhooks::outbox::record;
 
 /// Routes of the sales module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -203,7 +205,11 @@ pub async fn insert_deal(conn: &mut AnyConnection, b: DealInput) -> ApiResult<De
         .push(", ")
         .bind(ts);
     sql.push(") RETURNING *");
-    one(sql.fetch_optional(conn).await.map_err(ref_error)?)
+    let mut tx = conn.begin().await?;
+    let d: Deal = one(sql.fetch_optional(&mut *tx).await.map_err(ref_error)?)?;
+    record(&mut tx, Event::DealCreated, &d).await?;
+    tx.commit().await?;
+    Ok(d)
 }
 
 /// The deal with this id, or 404.
@@ -297,8 +303,21 @@ pub async fn update_deal_row(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
-    let row = sql.fetch_optional(&mut *conn).await.map_err(ref_error)?;
-    stale_or_missing(conn, "deals", id, row).await
+    let mut tx = conn.begin().await?;
+    let mut before = Sql::new("SELECT stage FROM deals WHERE id = ");
+    before.bind(id);
+    let was: Option<String> = match before.fetch_optional(&mut *tx).await? {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    };
+    let row = sql.fetch_optional(&mut *tx).await.map_err(ref_error)?;
+    let d: Deal = stale_or_missing(&mut tx, "deals", id, row).await?;
+    record(&mut tx, Event::DealUpdated, &d).await?;
+    if was.is_some_and(|w| w != d.stage) {
+        record(&mut tx, Event::DealStageChanged, &d).await?;
+    }
+    tx.commit().await?;
+    Ok(d)
 }
 
 #[utoipa::path(delete, path = "/deals/{id}", tag = "sales", params(IdPath), responses((status = 204, description = "Success")))]
@@ -326,7 +345,11 @@ pub async fn delete_deal_row(
         });
     }
     let delete = "DELETE FROM deals WHERE id = ";
-    delete_row(conn, delete, "deals", id, expected).await
+    let mut tx = conn.begin().await?;
+    delete_row(&mut tx, delete, "deals", id, expected).await?;
+    record(&mut tx, Event::DealDeleted, &serde_json::json!({"id": id})).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// An order created from a won deal.

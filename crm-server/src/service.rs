@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
+use sqlx::{Acquire, AnyConnection};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,6 +18,8 @@ use crate::http::{
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
+use crate::webhooks::Event;
+use crate::webhooks::outbox::record;
 
 /// Routes of the service module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -198,11 +200,15 @@ pub async fn insert_ticket(conn: &mut AnyConnection, b: TicketInput) -> ApiResul
         .push(", ")
         .bind(ts.clone());
     sql.push(", ").bind(ts).push(") RETURNING *");
+    let mut tx = conn.begin().await?;
     let row = sql
-        .fetch_optional(conn)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| fk_field(db_error(e, "id"), "contact_id"))?;
-    one(row)
+    let t: Ticket = one(row)?;
+    record(&mut tx, Event::TicketCreated, &t).await?;
+    tx.commit().await?;
+    Ok(t)
 }
 
 #[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(IdPath), responses((status = 200, description = "Success", body = Ticket)))]
@@ -282,11 +288,15 @@ pub async fn update_ticket_row(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
+    let mut tx = conn.begin().await?;
     let row = sql
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| fk_field(db_error(e, "id"), "contact_id"))?;
-    stale_or_missing(conn, "tickets", id, row).await
+    let t: Ticket = stale_or_missing(&mut tx, "tickets", id, row).await?;
+    record(&mut tx, Event::TicketUpdated, &t).await?;
+    tx.commit().await?;
+    Ok(t)
 }
 
 #[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(IdPath), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket)))]
@@ -306,9 +316,11 @@ async fn put_feedback(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
-    let mut conn = st.db.pool.acquire().await?;
-    let row = sql.fetch_optional(&mut *conn).await?;
-    let t: Ticket = stale_or_missing(&mut conn, "tickets", id, row).await?;
+    let mut tx = st.db.pool.begin().await?;
+    let row = sql.fetch_optional(&mut *tx).await?;
+    let t: Ticket = stale_or_missing(&mut tx, "tickets", id, row).await?;
+    record(&mut tx, Event::TicketUpdated, &t).await?;
+    tx.commit().await?;
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
@@ -330,5 +342,14 @@ pub async fn delete_ticket_row(
     expected: Option<i64>,
 ) -> ApiResult<()> {
     let delete = "DELETE FROM tickets WHERE id = ";
-    delete_row(conn, delete, "tickets", id, expected).await
+    let mut tx = conn.begin().await?;
+    delete_row(&mut tx, delete, "tickets", id, expected).await?;
+    record(
+        &mut tx,
+        Event::TicketDeleted,
+        &serde_json::json!({"id": id}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

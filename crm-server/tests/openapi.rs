@@ -63,6 +63,11 @@ const ROUTES: &[&str] = &[
     "GET /reports/revenue",
     "GET /reports/tickets",
     "GET /reports/campaigns",
+    "GET /webhooks",
+    "POST /webhooks",
+    "GET /webhooks/{id}",
+    "DELETE /webhooks/{id}",
+    "GET /webhooks/{id}/deliveries",
 ];
 
 #[tokio::test]

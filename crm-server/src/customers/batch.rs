@@ -56,9 +56,10 @@ pub struct ContactBatch {
     /// The field an item is matched on; `email` when omitted.
     #[serde(rename = "matchOn", default)]
     pub match_on: ContactMatch,
-    /// Up to 500 contacts, each a full replacement (as for PUT) of the
-    /// contact it matches. Each is judged on its own.
-    #[schema(value_type = Vec<ContactInput>, max_items = 500)]
+    /// Up to 500 contacts, each a `ContactInput`: a full replacement (as
+    /// for PUT) of the contact it matches. Each item is judged on its own,
+    /// and one that is not a valid `ContactInput` gets result `error`.
+    #[schema(value_type = Vec<Object>, max_items = 500)]
     pub items: Vec<Value>,
 }
 
@@ -69,9 +70,11 @@ pub struct CompanyBatch {
     /// The field an item is matched on; `domain` when omitted.
     #[serde(rename = "matchOn", default)]
     pub match_on: CompanyMatch,
-    /// Up to 500 companies, each a full replacement (as for PUT) of the
-    /// company it matches; each needs a `domain`. Each is judged on its own.
-    #[schema(value_type = Vec<CompanyInput>, max_items = 500)]
+    /// Up to 500 companies, each a `CompanyInput` with a `domain`: a full
+    /// replacement (as for PUT) of the company it matches. Each item is
+    /// judged on its own, and one that is not a valid `CompanyInput` gets
+    /// result `error`.
+    #[schema(value_type = Vec<Object>, max_items = 500)]
     pub items: Vec<Value>,
 }
 
@@ -139,7 +142,7 @@ async fn batch_contacts(
     JsonBytes(b, raw): JsonBytes<ContactBatch>,
 ) -> ApiResult<Response> {
     let key = idempotency::key(&headers)?;
-    check_len(b.items.len())?;
+    check_items(&b.items)?;
     let ContactMatch::Email = b.match_on;
     let scope = "POST /contacts/batch";
     let res = idempotency::run(&st.db.pool, scope, key, &raw, |conn| {
@@ -168,7 +171,7 @@ async fn batch_companies(
     JsonBytes(b, raw): JsonBytes<CompanyBatch>,
 ) -> ApiResult<Response> {
     let key = idempotency::key(&headers)?;
-    check_len(b.items.len())?;
+    check_items(&b.items)?;
     let CompanyMatch::Domain = b.match_on;
     let scope = "POST /companies/batch";
     let res = idempotency::run(&st.db.pool, scope, key, &raw, |conn| {
@@ -185,14 +188,23 @@ async fn batch_companies(
     res
 }
 
-fn check_len(n: usize) -> ApiResult<()> {
+/// The shape of the batch is judged as a whole: the number of items, and
+/// each an object.
+fn check_items(items: &[Value]) -> ApiResult<()> {
+    let n = items.len();
     if n > MAX_ITEMS {
         return Err(ApiError::invalid(
             "items",
             format!("at most {MAX_ITEMS} items per call, got {n}"),
         ));
     }
-    Ok(())
+    match items.iter().position(|i| !i.is_object()) {
+        Some(i) => Err(ApiError::invalid(
+            format!("items[{i}]"),
+            "must be a JSON object",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Upsert each item in a savepoint; client errors become the item's result,

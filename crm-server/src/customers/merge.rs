@@ -13,6 +13,8 @@ use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Id, IdPath, JsonBody, Q, with_etag};
+use crate::webhooks::Event;
+use crate::webhooks::outbox::record;
 
 /// Duplicate and merge routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -230,5 +232,7 @@ pub async fn merge(conn: &mut AnyConnection, id: i64, from: &[i64]) -> ApiResult
         .push(", version = version + 1 WHERE id = ")
         .bind(id)
         .push(" RETURNING *");
-    crate::store::one(sql.fetch_optional(conn).await?)
+    let c: Contact = crate::store::one(sql.fetch_optional(&mut *conn).await?)?;
+    record(conn, Event::ContactUpdated, &c).await?;
+    Ok(c)
 }

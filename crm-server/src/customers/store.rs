@@ -1,13 +1,17 @@
 //! Storage of companies and contacts. Each function takes a connection, so
 //! a transaction can span several (batch upserts, merges, imports); the
-//! read cache belongs to the handlers.
+//! read cache belongs to the handlers. Each write queues its webhook event
+//! in the same transaction (a savepoint when the caller has one open).
 
-use sqlx::AnyConnection;
+use serde_json::json;
+use sqlx::{Acquire, AnyConnection};
 
 use super::{Company, CompanyInput, Contact, ContactInput};
 use crate::db::{Sql, now};
 use crate::error::{ApiResult, db_error};
 use crate::store::{delete_row, fk_field, one, stale_or_missing, versioned};
+use crate::webhooks::Event;
+use crate::webhooks::outbox::record;
 
 /// The company with this id, or 404.
 pub async fn get_company(conn: &mut AnyConnection, id: i64) -> ApiResult<Company> {
@@ -29,11 +33,15 @@ pub async fn insert_company(conn: &mut AnyConnection, b: CompanyInput) -> ApiRes
         .push(", ")
         .bind(ts.clone());
     sql.push(", ").bind(ts).push(") RETURNING *");
+    let mut tx = conn.begin().await?;
     let row = sql
-        .fetch_optional(conn)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| db_error(e, "name"))?;
-    one(row)
+    let c: Company = one(row)?;
+    record(&mut tx, Event::CompanyCreated, &c).await?;
+    tx.commit().await?;
+    Ok(c)
 }
 
 /// Replace a company's fields if its version is `expected` (any when
@@ -54,11 +62,15 @@ pub async fn update_company(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
+    let mut tx = conn.begin().await?;
     let row = sql
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| db_error(e, "name"))?;
-    stale_or_missing(conn, "companies", id, row).await
+    let c: Company = stale_or_missing(&mut tx, "companies", id, row).await?;
+    record(&mut tx, Event::CompanyUpdated, &c).await?;
+    tx.commit().await?;
+    Ok(c)
 }
 
 /// Delete a company (its contacts are unlinked by the database).
@@ -68,7 +80,11 @@ pub async fn delete_company(
     expected: Option<i64>,
 ) -> ApiResult<()> {
     let delete = "DELETE FROM companies WHERE id = ";
-    delete_row(conn, delete, "companies", id, expected).await
+    let mut tx = conn.begin().await?;
+    delete_row(&mut tx, delete, "companies", id, expected).await?;
+    record(&mut tx, Event::CompanyDeleted, &json!({"id": id})).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The contact with this id, or 404.
@@ -98,11 +114,15 @@ pub async fn insert_contact(conn: &mut AnyConnection, b: ContactInput) -> ApiRes
         .push(", ")
         .bind(ts);
     sql.push(") RETURNING *");
+    let mut tx = conn.begin().await?;
     let row = sql
-        .fetch_optional(conn)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
-    one(row)
+    let c: Contact = one(row)?;
+    record(&mut tx, Event::ContactCreated, &c).await?;
+    tx.commit().await?;
+    Ok(c)
 }
 
 /// Replace a contact's fields if its version is `expected` (any when
@@ -125,11 +145,15 @@ pub async fn update_contact(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
+    let mut tx = conn.begin().await?;
     let row = sql
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
-    stale_or_missing(conn, "contacts", id, row).await
+    let c: Contact = stale_or_missing(&mut tx, "contacts", id, row).await?;
+    record(&mut tx, Event::ContactUpdated, &c).await?;
+    tx.commit().await?;
+    Ok(c)
 }
 
 /// Delete a contact (its notes and campaign memberships go with it).
@@ -139,5 +163,9 @@ pub async fn delete_contact(
     expected: Option<i64>,
 ) -> ApiResult<()> {
     let delete = "DELETE FROM contacts WHERE id = ";
-    delete_row(conn, delete, "contacts", id, expected).await
+    let mut tx = conn.begin().await?;
+    delete_row(&mut tx, delete, "contacts", id, expected).await?;
+    record(&mut tx, Event::ContactDeleted, &json!({"id": id})).await?;
+    tx.commit().await?;
+    Ok(())
 }
