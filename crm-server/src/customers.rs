@@ -20,6 +20,7 @@ pub mod batch;
 pub mod csv_export;
 pub mod csv_io;
 pub mod merge;
+pub mod search;
 pub mod store;
 
 /// What the read cache holds for this module.
@@ -125,7 +126,8 @@ pub struct CompanyParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ContactParams {
-    /// Case-insensitive text search on names and emails.
+    /// Case-insensitive prefix of the full name (`first last`), last name,
+    /// email, phone or company name.
     #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Only contacts of this company.
@@ -307,15 +309,8 @@ async fn list_contacts(
     Q(p): Q<ContactParams>,
 ) -> ApiResult<axum::Json<Page<Contact>>> {
     let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
-    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
-        let pat = crate::http::like_pattern(q);
-        sql.push(" AND (LOWER(first_name) LIKE ")
-            .bind(pat.clone())
-            .push(" ESCAPE '\\'");
-        sql.push(" OR LOWER(last_name) LIKE ")
-            .bind(pat.clone())
-            .push(" ESCAPE '\\'");
-        sql.push(" OR email LIKE ").bind(pat).push(" ESCAPE '\\')");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.trim().is_empty()) {
+        search::contact_prefix(&mut sql, st.db.kind, q);
     }
     if let Some(c) = p.company_id {
         sql.push(" AND company_id = ").bind(c);
