@@ -56,44 +56,44 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// An event name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Event {
+    /// `contact.created`.
     #[serde(rename = "contact.created")]
-    #[allow(missing_docs)]
     ContactCreated,
+    /// `contact.updated`.
     #[serde(rename = "contact.updated")]
-    #[allow(missing_docs)]
     ContactUpdated,
+    /// `contact.deleted`.
     #[serde(rename = "contact.deleted")]
-    #[allow(missing_docs)]
     ContactDeleted,
+    /// `company.created`.
     #[serde(rename = "company.created")]
-    #[allow(missing_docs)]
     CompanyCreated,
+    /// `company.updated`.
     #[serde(rename = "company.updated")]
-    #[allow(missing_docs)]
     CompanyUpdated,
+    /// `company.deleted`.
     #[serde(rename = "company.deleted")]
-    #[allow(missing_docs)]
     CompanyDeleted,
+    /// `deal.created`.
     #[serde(rename = "deal.created")]
-    #[allow(missing_docs)]
     DealCreated,
+    /// `deal.updated`.
     #[serde(rename = "deal.updated")]
-    #[allow(missing_docs)]
     DealUpdated,
+    /// `deal.deleted`.
     #[serde(rename = "deal.deleted")]
-    #[allow(missing_docs)]
     DealDeleted,
+    /// `deal.stage_changed`.
     #[serde(rename = "deal.stage_changed")]
-    #[allow(missing_docs)]
     DealStageChanged,
+    /// `ticket.created`.
     #[serde(rename = "ticket.created")]
-    #[allow(missing_docs)]
     TicketCreated,
+    /// `ticket.updated`.
     #[serde(rename = "ticket.updated")]
-    #[allow(missing_docs)]
     TicketUpdated,
+    /// `ticket.deleted`.
     #[serde(rename = "ticket.deleted")]
-    #[allow(missing_docs)]
     TicketDeleted,
 }
 
