@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::AnyConnection;
 
-use crate::db::{Sql, now};
+use crate::db::{Db, Sql, now};
 use crate::error::{ApiError, ApiResult};
 
 /// The request header.
@@ -42,7 +42,7 @@ pub fn key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 /// Run `work` in a transaction, once per `key` of `scope` (a route): a
 /// repeated key with the same `body` answers what the first call answered.
 pub async fn run<F>(
-    pool: &AnyPool,
+    db: &Db,
     scope: &'static str,
     key: Option<String>,
     body: &[u8],
@@ -51,13 +51,14 @@ pub async fn run<F>(
 where
     F: for<'c> FnOnce(&'c mut AnyConnection) -> Work<'c>,
 {
+    let pool = &db.pool;
     let digest = hex::encode(Sha256::digest(body));
     if let Some(k) = &key
         && let Some(stored) = find(&mut *pool.acquire().await?, scope, k).await?
     {
         return replay(stored, &digest);
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     if let Some(k) = &key
         && !claim(&mut tx, scope, k, &digest).await?
     {

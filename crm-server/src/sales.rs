@@ -304,6 +304,11 @@ pub async fn update_deal_row(
         .bind(id);
     versioned(&mut sql, expected);
     let mut tx = conn.begin().await?;
+    // Write first, so the row is locked (PostgreSQL) and the write lock
+    // held (SQLite) before the old stage is read.
+    let mut lock = Sql::new("UPDATE deals SET stage = stage WHERE id = ");
+    lock.bind(id);
+    lock.execute(&mut *tx).await?;
     let mut before = Sql::new("SELECT stage FROM deals WHERE id = ");
     before.bind(id);
     let was: Option<String> = match before.fetch_optional(&mut *tx).await? {

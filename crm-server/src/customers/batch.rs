@@ -145,7 +145,7 @@ async fn batch_contacts(
     check_items(&b.items)?;
     let ContactMatch::Email = b.match_on;
     let scope = "POST /contacts/batch";
-    let res = idempotency::run(&st.db.pool, scope, key, &raw, |conn| {
+    let res = idempotency::run(&st.db, scope, key, &raw, |conn| {
         Box::pin(async move {
             let r = run_items(conn, b.items, upsert_contact).await?;
             Ok((
@@ -174,7 +174,7 @@ async fn batch_companies(
     check_items(&b.items)?;
     let CompanyMatch::Domain = b.match_on;
     let scope = "POST /companies/batch";
-    let res = idempotency::run(&st.db.pool, scope, key, &raw, |conn| {
+    let res = idempotency::run(&st.db, scope, key, &raw, |conn| {
         Box::pin(async move {
             let r = run_items(conn, b.items, upsert_company).await?;
             Ok((

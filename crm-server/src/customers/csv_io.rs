@@ -223,7 +223,7 @@ async fn import_companies(
 ) -> ApiResult<Response> {
     let input: Vec<CompanyInput> = parse_rows(&body, COMPANY_COLUMNS)?;
     let n = input.len();
-    let mut tx = st.db.pool.begin().await?;
+    let mut tx = st.db.begin_write().await?;
     for b in input {
         store::insert_company(&mut tx, b).await?;
     }
@@ -253,7 +253,7 @@ async fn import_contacts(
 ) -> ApiResult<Response> {
     let input: Vec<ContactInput> = parse_rows(&body, CONTACT_COLUMNS)?;
     let mut done = Imported::default();
-    let mut tx = st.db.pool.begin().await?;
+    let mut tx = st.db.begin_write().await?;
     for (i, c) in input.into_iter().enumerate() {
         let row_error = |e| match e {
             ApiError::Conflict { field } => ApiError::Conflict {

@@ -150,7 +150,7 @@ async fn merge_contacts(
     JsonBody(b): JsonBody<MergeInput>,
 ) -> ApiResult<Response> {
     check(id, &b.from)?;
-    let mut tx = st.db.pool.begin().await?;
+    let mut tx = st.db.begin_write().await?;
     let res = merge(&mut tx, id, &b.from).await;
     let c = match res {
         Ok(c) => {
