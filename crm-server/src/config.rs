@@ -179,6 +179,24 @@ pub struct Config {
     /// operator sets it while the tenant's data is being moved or restored.
     #[arg(long, env = "CRM_READ_ONLY", default_value_t = false, global = true)]
     pub read_only: bool,
+    /// Deliver webhooks to loopback, private and link-local addresses too
+    /// (for tests and closed networks).
+    #[arg(
+        long,
+        env = "CRM_WEBHOOK_ALLOW_LOOPBACK",
+        default_value_t = false,
+        global = true
+    )]
+    pub webhook_allow_loopback: bool,
+    /// Wait before the first retry of a failed webhook delivery, in
+    /// milliseconds; doubled for each further one (8 attempts in all).
+    #[arg(
+        long,
+        env = "CRM_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 30_000,
+        global = true
+    )]
+    pub webhook_retry_base_ms: u64,
 }
 
 /// The modules a server exposes.

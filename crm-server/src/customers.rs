@@ -8,16 +8,20 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::db::{Sql, now, rows};
+use crate::db::{Sql, rows};
 use crate::domain::{Email, Name};
-use crate::error::{ApiResult, db_error};
-use crate::http::{Id, JsonBody, Page, Q, if_match, require_if_match, with_etag};
+use crate::error::ApiResult;
+use crate::http::{Id, IdPath, JsonBody, Page, Q, if_match, require_if_match, with_etag};
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
-use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
+use crate::store::date_range;
 
+pub mod batch;
 pub mod csv_export;
 pub mod csv_io;
+pub mod merge;
+pub mod search;
+pub mod store;
 
 /// What the read cache holds for this module.
 #[derive(Debug, Clone)]
@@ -55,6 +59,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             delete_contact
         ))
         .merge(csv_io::router())
+        .merge(batch::router())
+        .merge(merge::router())
 }
 
 /// A company as stored.
@@ -120,7 +126,8 @@ pub struct CompanyParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ContactParams {
-    /// Case-insensitive text search on names and emails.
+    /// Case-insensitive prefix of the full name (`first last`), last name,
+    /// email, phone or company name.
     #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Only contacts of this company.
@@ -142,7 +149,7 @@ pub struct ContactParams {
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/companies", tag = "customers", params(CompanyParams), responses((status = 200, description = "Success", body = Page<Company>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/companies", tag = "customers", params(CompanyParams), responses((status = 200, description = "Success", body = Page<Company>)))]
 async fn list_companies(
     State(st): State<AppState>,
     Q(p): Q<CompanyParams>,
@@ -169,27 +176,12 @@ async fn list_companies(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company)))]
 async fn create_company(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<CompanyInput>,
 ) -> ApiResult<Response> {
-    let ts = now();
-    let mut sql =
-        Sql::new("INSERT INTO companies (name, domain, industry, created_at, updated_at) VALUES (");
-    sql.bind(String::from(b.name))
-        .push(", ")
-        .bind(b.domain.map(String::from));
-    sql.push(", ")
-        .bind(b.industry.map(String::from))
-        .push(", ")
-        .bind(ts.clone());
-    sql.push(", ").bind(ts).push(") RETURNING *");
-    let row = sql
-        .fetch_optional(&st.db.pool)
-        .await
-        .map_err(|e| db_error(e, "name"))?;
-    let c: Company = one(row)?;
+    let c = store::insert_company(&mut *st.db.pool.acquire().await?, b).await?;
     Ok(with_etag(StatusCode::CREATED, c.version, &c))
 }
 
@@ -200,20 +192,18 @@ pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
         return Ok(c);
     }
     st.metrics.cache_misses.inc();
-    let mut sql = Sql::new("SELECT * FROM companies WHERE id = ");
-    sql.bind(id);
-    let c: Company = one(sql.fetch_optional(&st.db.pool).await?)?;
+    let c = store::get_company(&mut *st.db.pool.acquire().await?, id).await?;
     st.cache.put(Key::Company(id), Entry::Company(c.clone()));
     Ok(c)
 }
 
-#[utoipa::path(get, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/companies/{id}", tag = "customers", params(IdPath), responses((status = 200, description = "Success", body = Company)))]
 async fn get_company(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_company(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = CompanyInput, responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/companies/{id}", tag = "customers", params(IdPath), request_body = CompanyInput, responses((status = 200, description = "Success", body = Company)))]
 async fn update_company(
     State(st): State<AppState>,
     Id(id): Id,
@@ -227,7 +217,7 @@ async fn update_company(
 /// Fields of a company a PUT sends.
 const COMPANY_FIELDS: &[&str] = &["name", "domain", "industry"];
 
-#[utoipa::path(patch, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = CompanyInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Company)), security(("api_key" = [])))]
+#[utoipa::path(patch, path = "/companies/{id}", tag = "customers", params(IdPath), request_body(content = CompanyInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Company)))]
 async fn patch_company(
     State(st): State<AppState>,
     Id(id): Id,
@@ -249,42 +239,24 @@ async fn write_company(
     b: CompanyInput,
 ) -> ApiResult<Response> {
     st.cache.evict(&Key::Company(id));
-    let mut sql = Sql::new("UPDATE companies SET name = ");
-    sql.bind(String::from(b.name))
-        .push(", domain = ")
-        .bind(b.domain.map(String::from));
-    sql.push(", industry = ").bind(b.industry.map(String::from));
-    sql.push(", updated_at = ")
-        .bind(now())
-        .push(", version = version + 1 WHERE id = ")
-        .bind(id);
-    versioned(&mut sql, expected);
-    let row = sql
-        .fetch_optional(&st.db.pool)
-        .await
-        .map_err(|e| db_error(e, "name"))?;
+    let res = store::update_company(&mut *st.db.pool.acquire().await?, id, expected, b).await;
     // Evicted again after the write: a read racing the update may have
     // cached the old row in between.
     st.cache.evict(&Key::Company(id));
-    let c: Company = stale_or_missing(st, "companies", id, row).await?;
+    let c = res?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(delete, path = "/companies/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/companies/{id}", tag = "customers", params(IdPath), responses((status = 204, description = "Success")))]
 async fn delete_company(
     State(st): State<AppState>,
     Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let res = delete_row(
-        &st,
-        "DELETE FROM companies WHERE id = ",
-        "companies",
-        id,
-        if_match(&headers)?,
-    )
-    .await
-    .map(|()| StatusCode::NO_CONTENT);
+    let expected = if_match(&headers)?;
+    let res = store::delete_company(&mut *st.db.pool.acquire().await?, id, expected)
+        .await
+        .map(|()| StatusCode::NO_CONTENT);
     // Contacts of the company were unlinked by the database too.
     st.cache.clear();
     res
@@ -331,21 +303,14 @@ pub struct ContactInput {
     pub company_id: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/contacts", tag = "customers", params(ContactParams), responses((status = 200, description = "Success", body = Page<Contact>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/contacts", tag = "customers", params(ContactParams), responses((status = 200, description = "Success", body = Page<Contact>)))]
 async fn list_contacts(
     State(st): State<AppState>,
     Q(p): Q<ContactParams>,
 ) -> ApiResult<axum::Json<Page<Contact>>> {
     let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
-    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
-        let pat = crate::http::like_pattern(q);
-        sql.push(" AND (LOWER(first_name) LIKE ")
-            .bind(pat.clone())
-            .push(" ESCAPE '\\'");
-        sql.push(" OR LOWER(last_name) LIKE ")
-            .bind(pat.clone())
-            .push(" ESCAPE '\\'");
-        sql.push(" OR email LIKE ").bind(pat).push(" ESCAPE '\\')");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.trim().is_empty()) {
+        search::contact_prefix(&mut sql, st.db.kind, q);
     }
     if let Some(c) = p.company_id {
         sql.push(" AND company_id = ").bind(c);
@@ -363,42 +328,12 @@ async fn list_contacts(
     Ok(axum::Json(lister.page(items)))
 }
 
-/// Insert a contact (used by the API and CSV import).
-pub async fn insert_contact<'e, E>(ex: E, b: ContactInput) -> ApiResult<Contact>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    let ts = now();
-    let mut sql = Sql::new(
-        "INSERT INTO contacts (first_name, last_name, email, phone, company_id, created_at, updated_at) VALUES (",
-    );
-    sql.bind(String::from(b.first_name))
-        .push(", ")
-        .bind(String::from(b.last_name));
-    sql.push(", ")
-        .bind(String::from(b.email))
-        .push(", ")
-        .bind(b.phone.map(String::from));
-    sql.push(", ")
-        .bind(b.company_id)
-        .push(", ")
-        .bind(ts.clone())
-        .push(", ")
-        .bind(ts);
-    sql.push(") RETURNING *");
-    let row = sql
-        .fetch_optional(ex)
-        .await
-        .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
-    one(row)
-}
-
-#[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact)))]
 async fn create_contact(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<ContactInput>,
 ) -> ApiResult<Response> {
-    let c = insert_contact(&st.db.pool, b).await?;
+    let c = store::insert_contact(&mut *st.db.pool.acquire().await?, b).await?;
     Ok(with_etag(StatusCode::CREATED, c.version, &c))
 }
 
@@ -409,20 +344,18 @@ pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
         return Ok(c);
     }
     st.metrics.cache_misses.inc();
-    let mut sql = Sql::new("SELECT * FROM contacts WHERE id = ");
-    sql.bind(id);
-    let c: Contact = one(sql.fetch_optional(&st.db.pool).await?)?;
+    let c = store::get_contact(&mut *st.db.pool.acquire().await?, id).await?;
     st.cache.put(Key::Contact(id), Entry::Contact(c.clone()));
     Ok(c)
 }
 
-#[utoipa::path(get, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/contacts/{id}", tag = "customers", params(IdPath), responses((status = 200, description = "Success", body = Contact)))]
 async fn get_contact(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_contact(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = ContactInput, responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/contacts/{id}", tag = "customers", params(IdPath), request_body = ContactInput, responses((status = 200, description = "Success", body = Contact)))]
 async fn update_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -436,7 +369,7 @@ async fn update_contact(
 /// Fields of a contact a PUT sends.
 const CONTACT_FIELDS: &[&str] = &["first_name", "last_name", "email", "phone", "company_id"];
 
-#[utoipa::path(patch, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = ContactInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Contact)), security(("api_key" = [])))]
+#[utoipa::path(patch, path = "/contacts/{id}", tag = "customers", params(IdPath), request_body(content = ContactInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Contact)))]
 async fn patch_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -458,42 +391,22 @@ async fn write_contact(
     b: ContactInput,
 ) -> ApiResult<Response> {
     st.cache.evict(&Key::Contact(id));
-    let mut sql = Sql::new("UPDATE contacts SET first_name = ");
-    sql.bind(String::from(b.first_name))
-        .push(", last_name = ")
-        .bind(String::from(b.last_name));
-    sql.push(", email = ").bind(String::from(b.email));
-    sql.push(", phone = ").bind(b.phone.map(String::from));
-    sql.push(", company_id = ").bind(b.company_id);
-    sql.push(", updated_at = ")
-        .bind(now())
-        .push(", version = version + 1 WHERE id = ")
-        .bind(id);
-    versioned(&mut sql, expected);
-    let row = sql
-        .fetch_optional(&st.db.pool)
-        .await
-        .map_err(|e| fk_field(db_error(e, "email"), "company_id"))?;
+    let res = store::update_contact(&mut *st.db.pool.acquire().await?, id, expected, b).await;
     st.cache.evict(&Key::Contact(id));
-    let c: Contact = stale_or_missing(st, "contacts", id, row).await?;
+    let c = res?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(delete, path = "/contacts/{id}", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/contacts/{id}", tag = "customers", params(IdPath), responses((status = 204, description = "Success")))]
 async fn delete_contact(
     State(st): State<AppState>,
     Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let res = delete_row(
-        &st,
-        "DELETE FROM contacts WHERE id = ",
-        "contacts",
-        id,
-        if_match(&headers)?,
-    )
-    .await
-    .map(|()| StatusCode::NO_CONTENT);
+    let expected = if_match(&headers)?;
+    let res = store::delete_contact(&mut *st.db.pool.acquire().await?, id, expected)
+        .await
+        .map(|()| StatusCode::NO_CONTENT);
     st.cache.evict(&Key::Contact(id));
     res
 }

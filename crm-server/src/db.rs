@@ -82,6 +82,17 @@ impl Db {
         migrator.run(&self.pool).await.map_err(DbError::Migrate)
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`): a deferred transaction that reads first
+    /// and writes later fails with "database is locked" when another
+    /// writer came in between, where this one waits (`busy_timeout`).
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.kind {
+            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            DbKind::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -222,7 +233,11 @@ where
 /// Current time as RFC 3339 UTC text; stored as text in both dialects so
 /// ordering and month grouping (`substr`) work the same everywhere.
 pub fn now() -> String {
-    let ts = jiff::Timestamp::now();
+    timestamp(jiff::Timestamp::now())
+}
+
+/// `ts` as [`now`] writes it.
+pub fn timestamp(ts: jiff::Timestamp) -> String {
     format!(
         "{}.{:06}Z",
         ts.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -20,6 +20,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBytes(value, _) = JsonBytes::from_request(req, state).await?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// A [`JsonBody`] that keeps the raw bytes too (for `Idempotency-Key`,
+/// which compares bodies).
+#[derive(Debug)]
+pub struct JsonBytes<T>(pub T, pub Bytes);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBytes<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -29,7 +43,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(ApiError::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        parse_json(&bytes).map(JsonBody)
+        let value = parse_json(&bytes)?;
+        Ok(JsonBytes(value, bytes))
     }
 }
 
@@ -82,6 +97,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
             .map(Id)
             .ok_or(ApiError::NotFound)
     }
+}
+
+/// The `{id}` path parameter, for the OpenAPI document of routes taking [`Id`].
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    /// Resource id
+    #[param(minimum = 1)]
+    pub id: i64,
 }
 
 /// Two numeric ids from the path, e.g. `/campaigns/{id}/members/{contact_id}`.

@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod marketing;
 pub mod metrics;
 pub mod notes;
@@ -22,6 +23,7 @@ pub mod seed;
 pub mod service;
 pub mod store;
 pub mod transfer;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +76,8 @@ pub struct AppState {
     pub compress_min_bytes: u64,
     /// Writes are refused with 503 (`read_only`).
     pub read_only: bool,
+    /// How webhooks are delivered (and which targets they may have).
+    pub webhooks: webhooks::deliver::Settings,
 }
 
 impl AppState {
@@ -90,6 +94,7 @@ impl AppState {
             cache: cache::Cache::new(10_000, Duration::from_secs(5)),
             compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
             read_only: false,
+            webhooks: webhooks::deliver::Settings::default(),
         })
     }
 
@@ -110,6 +115,11 @@ impl AppState {
             max_body_bytes: config.max_body_bytes,
             compress_min_bytes: config.compress_min_bytes,
             read_only: config.read_only,
+            webhooks: webhooks::deliver::Settings {
+                allow_private: config.webhook_allow_loopback,
+                retry_base: Duration::from_millis(config.webhook_retry_base_ms),
+                ..webhooks::deliver::Settings::default()
+            },
             ..Self::new(db, api_key, modules)?
         })
     }
@@ -123,7 +133,7 @@ impl AppState {
 /// The whole service: `/healthz`, `/readyz`, `/metrics` and `/api/v1`.
 pub fn app(state: AppState) -> Router {
     let m = state.modules;
-    let mut api = OpenApiRouter::with_openapi(openapi::base());
+    let mut api = OpenApiRouter::with_openapi(openapi::base()).merge(webhooks::router());
     if m.customers {
         api = api
             .merge(customers::router())

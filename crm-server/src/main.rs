@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
                     }
                 });
             }
+            crm_server::webhooks::deliver::spawn(state.db.clone(), state.webhooks);
             let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
                 .await
                 .with_context(|| format!("binding {}", cfg.listen_addr))?;

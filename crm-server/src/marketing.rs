@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -12,7 +13,7 @@ use crate::db::{Sql, now, rows};
 use crate::domain::{CampaignStatus, Channel, Currency, Date, MemberResponse, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
 use crate::http::{
-    Id, Ids, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag,
+    Id, IdPath, Ids, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag,
 };
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
@@ -129,7 +130,7 @@ pub struct CampaignParams {
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/campaigns", tag = "marketing", params(CampaignParams), responses((status = 200, description = "Success", body = Page<Campaign>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/campaigns", tag = "marketing", params(CampaignParams), responses((status = 200, description = "Success", body = Page<Campaign>)))]
 async fn list_campaigns(
     State(st): State<AppState>,
     Q(p): Q<CampaignParams>,
@@ -160,7 +161,7 @@ async fn list_campaigns(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign)))]
 async fn create_campaign(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<CampaignInput>,
@@ -190,19 +191,24 @@ async fn create_campaign(
     Ok(with_etag(StatusCode::CREATED, c.version, &c))
 }
 
-async fn fetch_campaign(st: &AppState, id: i64) -> ApiResult<Campaign> {
+/// The campaign with this id, or 404.
+pub async fn get_campaign_row(conn: &mut AnyConnection, id: i64) -> ApiResult<Campaign> {
     let mut sql = Sql::new("SELECT * FROM campaigns WHERE id = ");
     sql.bind(id);
-    one(sql.fetch_optional(&st.db.pool).await?)
+    one(sql.fetch_optional(conn).await?)
 }
 
-#[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
+async fn fetch_campaign(st: &AppState, id: i64) -> ApiResult<Campaign> {
+    get_campaign_row(&mut *st.db.pool.acquire().await?, id).await
+}
+
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(IdPath), responses((status = 200, description = "Success", body = Campaign)))]
 async fn get_campaign(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let c = fetch_campaign(&st, id).await?;
     Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-#[utoipa::path(put, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = CampaignInput, responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/campaigns/{id}", tag = "marketing", params(IdPath), request_body = CampaignInput, responses((status = 200, description = "Success", body = Campaign)))]
 async fn update_campaign(
     State(st): State<AppState>,
     Id(id): Id,
@@ -210,7 +216,9 @@ async fn update_campaign(
     JsonBody(b): JsonBody<CampaignInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
-    write_campaign(&st, id, expected, b).await
+    let mut conn = st.db.pool.acquire().await?;
+    let c = update_campaign_row(&mut conn, id, expected, b).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
 /// Fields of a campaign a PUT sends.
@@ -224,7 +232,7 @@ const CAMPAIGN_FIELDS: &[&str] = &[
     "ends_on",
 ];
 
-#[utoipa::path(patch, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = CampaignInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Campaign)), security(("api_key" = [])))]
+#[utoipa::path(patch, path = "/campaigns/{id}", tag = "marketing", params(IdPath), request_body(content = CampaignInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Campaign)))]
 async fn patch_campaign(
     State(st): State<AppState>,
     Id(id): Id,
@@ -234,16 +242,19 @@ async fn patch_campaign(
     let expected = require_if_match(&headers)?;
     let current = fetch_campaign(&st, id).await?;
     let b = patch::apply_versioned(&current, current.version, CAMPAIGN_FIELDS, p, expected)?;
-    write_campaign(&st, id, Some(current.version), b).await
+    let mut conn = st.db.pool.acquire().await?;
+    let c = update_campaign_row(&mut conn, id, Some(current.version), b).await?;
+    Ok(with_etag(StatusCode::OK, c.version, &c))
 }
 
-/// Replace a campaign's fields if its version is `expected` (any when None).
-async fn write_campaign(
-    st: &AppState,
+/// Replace a campaign's fields if its version is `expected` (any when
+/// None): 412 when it is not, 404 when there is no such campaign.
+pub async fn update_campaign_row(
+    conn: &mut AnyConnection,
     id: i64,
     expected: Option<i64>,
     b: CampaignInput,
-) -> ApiResult<Response> {
+) -> ApiResult<Campaign> {
     b.check()?;
     let mut sql = Sql::new("UPDATE campaigns SET name = ");
     sql.bind(String::from(b.name))
@@ -260,26 +271,21 @@ async fn write_campaign(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
-    let row = sql.fetch_optional(&st.db.pool).await?;
-    let c: Campaign = stale_or_missing(st, "campaigns", id, row).await?;
-    Ok(with_etag(StatusCode::OK, c.version, &c))
+    let row = sql.fetch_optional(&mut *conn).await?;
+    stale_or_missing(conn, "campaigns", id, row).await
 }
 
-#[utoipa::path(delete, path = "/campaigns/{id}", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/campaigns/{id}", tag = "marketing", params(IdPath), responses((status = 204, description = "Success")))]
 async fn delete_campaign(
     State(st): State<AppState>,
     Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    delete_row(
-        &st,
-        "DELETE FROM campaigns WHERE id = ",
-        "campaigns",
-        id,
-        if_match(&headers)?,
-    )
-    .await
-    .map(|()| StatusCode::NO_CONTENT)
+    let expected = if_match(&headers)?;
+    let delete = "DELETE FROM campaigns WHERE id = ";
+    let mut conn = st.db.pool.acquire().await?;
+    delete_row(&mut conn, delete, "campaigns", id, expected).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A contact reached by a campaign.
@@ -324,7 +330,7 @@ pub struct MemberParams {
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(put, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id", minimum = 1), ("contact_id" = i64, Path, description = "Contact id", minimum = 1)), request_body = MemberInput, responses((status = 200, description = "Success", body = Member)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id", minimum = 1), ("contact_id" = i64, Path, description = "Contact id", minimum = 1)), request_body = MemberInput, responses((status = 200, description = "Success", body = Member)))]
 async fn put_member(
     State(st): State<AppState>,
     Ids(campaign, contact): Ids,
@@ -351,7 +357,7 @@ async fn put_member(
     Ok((StatusCode::OK, axum::Json(m)).into_response())
 }
 
-#[utoipa::path(delete, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id", minimum = 1), ("contact_id" = i64, Path, description = "Contact id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/campaigns/{id}/members/{contact_id}", tag = "marketing", params(("id" = i64, Path, description = "Campaign id", minimum = 1), ("contact_id" = i64, Path, description = "Contact id", minimum = 1)), responses((status = 204, description = "Success")))]
 async fn delete_member(
     State(st): State<AppState>,
     Ids(campaign, contact): Ids,
@@ -364,7 +370,7 @@ async fn delete_member(
     }
 }
 
-#[utoipa::path(get, path = "/campaigns/{id}/members", tag = "marketing", params(("id" = i64, Path, description = "Resource id", minimum = 1), MemberParams), responses((status = 200, description = "Success", body = Page<Member>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/campaigns/{id}/members", tag = "marketing", params(IdPath, MemberParams), responses((status = 200, description = "Success", body = Page<Member>)))]
 async fn list_members(
     State(st): State<AppState>,
     Id(id): Id,

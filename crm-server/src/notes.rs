@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::domain::{NoteKind, Text};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Id, JsonBody, Page, Q};
+use crate::http::{Id, IdPath, JsonBody, Page, Q};
 use crate::pagination::Lister;
 use crate::store::one;
 
@@ -125,7 +125,7 @@ async fn list(st: &AppState, parent: Parent, id: i64, p: NoteParams) -> ApiResul
     Ok(lister.page(items))
 }
 
-#[utoipa::path(post, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = NoteInput, responses((status = 201, description = "Success", body = Note)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/contacts/{id}/notes", tag = "customers", params(IdPath), request_body = NoteInput, responses((status = 201, description = "Success", body = Note)))]
 async fn add_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -134,7 +134,7 @@ async fn add_contact(
     add(&st, Parent::Contact, id, b).await
 }
 
-#[utoipa::path(post, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = NoteInput, responses((status = 201, description = "Success", body = Note)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/deals/{id}/notes", tag = "sales", params(IdPath), request_body = NoteInput, responses((status = 201, description = "Success", body = Note)))]
 async fn add_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -143,7 +143,7 @@ async fn add_deal(
     add(&st, Parent::Deal, id, b).await
 }
 
-#[utoipa::path(get, path = "/contacts/{id}/notes", tag = "customers", params(("id" = i64, Path, description = "Resource id", minimum = 1), NoteParams), responses((status = 200, description = "Success", body = Page<Note>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/contacts/{id}/notes", tag = "customers", params(IdPath, NoteParams), responses((status = 200, description = "Success", body = Page<Note>)))]
 async fn list_contact(
     State(st): State<AppState>,
     Id(id): Id,
@@ -152,7 +152,7 @@ async fn list_contact(
     list(&st, Parent::Contact, id, p).await.map(axum::Json)
 }
 
-#[utoipa::path(get, path = "/deals/{id}/notes", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1), NoteParams), responses((status = 200, description = "Success", body = Page<Note>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/deals/{id}/notes", tag = "sales", params(IdPath, NoteParams), responses((status = 200, description = "Success", body = Page<Note>)))]
 async fn list_deal(
     State(st): State<AppState>,
     Id(id): Id,

@@ -1,8 +1,10 @@
 //! The OpenAPI 3 document, assembled from the handlers' annotations and then
-//! completed with what every route shares: the problem responses each kind of
-//! operation can give, `If-Match` and `ETag` on versioned resources. The
-//! document is the contract (`scripts/openapi-contract` checks the server
-//! against it), so a status a route can answer is listed here.
+//! completed with what every route shares: the API key, the problem responses
+//! each kind of operation can give, `If-Match` and `ETag` on versioned
+//! resources. Handlers declare only what is theirs: path, parameters, body
+//! and success response. The document is the contract
+//! (`scripts/openapi-contract` checks the server against it), so a status a
+//! route can answer is listed here.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +33,18 @@ const PARTICULAR: &[(&str, &str, &str, &str)] = &[
     ("post", "/companies.csv", "409", "a name is already taken"),
     ("post", "/contacts.csv", "409", "an email is already taken"),
     ("delete", "/deals/{id}", "409", "the deal has an order"),
+    (
+        "post",
+        "/contacts/batch",
+        "409",
+        "another call with this Idempotency-Key is being answered",
+    ),
+    (
+        "post",
+        "/companies/batch",
+        "409",
+        "another call with this Idempotency-Key is being answered",
+    ),
     (
         "post",
         "/deals/{id}/order",
@@ -205,6 +219,8 @@ fn complete_operation(method: &str, path: &str, op: &mut Map<String, Value>) {
             "The CRM is read-only while its data is moved or restored; retry after Retry-After seconds",
         );
     }
+    op.entry("security")
+        .or_insert_with(|| json!([{"api_key": []}]));
     if if_match {
         let required = method != "delete";
         let pattern = if required {

@@ -33,7 +33,7 @@ pub struct StageTotal {
     pub total_minor: i64,
 }
 
-#[utoipa::path(get, path = "/reports/pipeline", tag = "reports", responses((status = 200, description = "Success", body = Vec<StageTotal>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/reports/pipeline", tag = "reports", responses((status = 200, description = "Success", body = Vec<StageTotal>)))]
 async fn pipeline(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<StageTotal>>> {
     // Casts keep the aggregate types integral on PostgreSQL (SUM is NUMERIC).
     let sql = Sql::new(
@@ -70,7 +70,7 @@ pub struct RangeParams {
     pub to: Option<String>,
 }
 
-#[utoipa::path(get, path = "/reports/revenue", tag = "reports", params(RangeParams), responses((status = 200, description = "Success", body = Vec<MonthRevenue>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/reports/revenue", tag = "reports", params(RangeParams), responses((status = 200, description = "Success", body = Vec<MonthRevenue>)))]
 async fn revenue(
     State(st): State<AppState>,
     Q(p): Q<RangeParams>,
@@ -117,7 +117,7 @@ struct TicketAggregate {
     mean_seconds_to_resolve: Option<f64>,
 }
 
-#[utoipa::path(get, path = "/reports/tickets", tag = "reports", responses((status = 200, description = "Success", body = TicketStats)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/reports/tickets", tag = "reports", responses((status = 200, description = "Success", body = TicketStats)))]
 async fn tickets(State(st): State<AppState>) -> ApiResult<axum::Json<TicketStats>> {
     // One pass in the database; only the date arithmetic differs per dialect
     // (timestamps are RFC 3339 text in both).
@@ -169,7 +169,7 @@ pub struct CampaignConversion {
     pub converted: i64,
 }
 
-#[utoipa::path(get, path = "/reports/campaigns", tag = "reports", responses((status = 200, description = "Success", body = Vec<CampaignConversion>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/reports/campaigns", tag = "reports", responses((status = 200, description = "Success", body = Vec<CampaignConversion>)))]
 async fn campaigns(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<CampaignConversion>>> {
     let sql = Sql::new(
         "SELECT c.id AS campaign_id, c.name AS name, CAST(COUNT(m.contact_id) AS BIGINT) AS members, \

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use sqlx::{Acquire, AnyConnection, Row};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,10 +12,14 @@ use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::domain::{Currency, Date, DealStage, MinorUnits, Name};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{Id, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag};
+use crate::http::{
+    Id, IdPath, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag,
+};
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
+use crate::webhooks::Event;
+use crate::webhooks::outbox::record;
 
 /// Routes of the sales module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -120,7 +125,7 @@ pub struct DealParams {
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/deals", tag = "sales", params(DealParams), responses((status = 200, description = "Success", body = Page<Deal>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/deals", tag = "sales", params(DealParams), responses((status = 200, description = "Success", body = Page<Deal>)))]
 async fn list_deals(
     State(st): State<AppState>,
     Q(p): Q<DealParams>,
@@ -163,11 +168,17 @@ fn ref_error(e: sqlx::Error) -> ApiError {
     fk_field(db_error(e, "id"), "company_id or contact_id")
 }
 
-#[utoipa::path(post, path = "/deals", tag = "sales", request_body = DealInput, responses((status = 201, description = "Success", body = Deal)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/deals", tag = "sales", request_body = DealInput, responses((status = 201, description = "Success", body = Deal)))]
 async fn create_deal(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<DealInput>,
 ) -> ApiResult<Response> {
+    let d = insert_deal(&mut *st.db.pool.acquire().await?, b).await?;
+    Ok(with_etag(StatusCode::CREATED, d.version, &d))
+}
+
+/// Insert a deal.
+pub async fn insert_deal(conn: &mut AnyConnection, b: DealInput) -> ApiResult<Deal> {
     let ts = now();
     let mut sql = Sql::new(
         "INSERT INTO deals (title, company_id, contact_id, stage, amount_minor, currency, \
@@ -194,23 +205,31 @@ async fn create_deal(
         .push(", ")
         .bind(ts);
     sql.push(") RETURNING *");
-    let d: Deal = one(sql.fetch_optional(&st.db.pool).await.map_err(ref_error)?)?;
-    Ok(with_etag(StatusCode::CREATED, d.version, &d))
+    let mut tx = conn.begin().await?;
+    let d: Deal = one(sql.fetch_optional(&mut *tx).await.map_err(ref_error)?)?;
+    record(&mut tx, Event::DealCreated, &d).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+/// The deal with this id, or 404.
+pub async fn get_deal_row(conn: &mut AnyConnection, id: i64) -> ApiResult<Deal> {
+    let mut sql = Sql::new("SELECT * FROM deals WHERE id = ");
+    sql.bind(id);
+    one(sql.fetch_optional(conn).await?)
 }
 
 async fn fetch_deal(st: &AppState, id: i64) -> ApiResult<Deal> {
-    let mut sql = Sql::new("SELECT * FROM deals WHERE id = ");
-    sql.bind(id);
-    one(sql.fetch_optional(&st.db.pool).await?)
+    get_deal_row(&mut *st.db.pool.acquire().await?, id).await
 }
 
-#[utoipa::path(get, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/deals/{id}", tag = "sales", params(IdPath), responses((status = 200, description = "Success", body = Deal)))]
 async fn get_deal(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let d = fetch_deal(&st, id).await?;
     Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
-#[utoipa::path(put, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = DealInput, responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/deals/{id}", tag = "sales", params(IdPath), request_body = DealInput, responses((status = 200, description = "Success", body = Deal)))]
 async fn update_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -218,7 +237,8 @@ async fn update_deal(
     JsonBody(b): JsonBody<DealInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
-    write_deal(&st, id, expected, b).await
+    let d = update_deal_row(&mut *st.db.pool.acquire().await?, id, expected, b).await?;
+    Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
 /// Fields of a deal a PUT sends.
@@ -233,7 +253,7 @@ const DEAL_FIELDS: &[&str] = &[
     "owner",
 ];
 
-#[utoipa::path(patch, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = DealInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Deal)), security(("api_key" = [])))]
+#[utoipa::path(patch, path = "/deals/{id}", tag = "sales", params(IdPath), request_body(content = DealInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Deal)))]
 async fn patch_deal(
     State(st): State<AppState>,
     Id(id): Id,
@@ -243,16 +263,19 @@ async fn patch_deal(
     let expected = require_if_match(&headers)?;
     let current = fetch_deal(&st, id).await?;
     let b = patch::apply_versioned(&current, current.version, DEAL_FIELDS, p, expected)?;
-    write_deal(&st, id, Some(current.version), b).await
+    let mut conn = st.db.pool.acquire().await?;
+    let d = update_deal_row(&mut conn, id, Some(current.version), b).await?;
+    Ok(with_etag(StatusCode::OK, d.version, &d))
 }
 
-/// Replace a deal's fields if its version is `expected` (any when None).
-async fn write_deal(
-    st: &AppState,
+/// Replace a deal's fields if its version is `expected` (any when None):
+/// 412 when it is not, 404 when there is no such deal.
+pub async fn update_deal_row(
+    conn: &mut AnyConnection,
     id: i64,
     expected: Option<i64>,
     b: DealInput,
-) -> ApiResult<Response> {
+) -> ApiResult<Deal> {
     let ts = now();
     let mut sql = Sql::new("UPDATE deals SET title = ");
     sql.bind(String::from(b.title))
@@ -280,33 +303,58 @@ async fn write_deal(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
-    let row = sql.fetch_optional(&st.db.pool).await.map_err(ref_error)?;
-    let d: Deal = stale_or_missing(st, "deals", id, row).await?;
-    Ok(with_etag(StatusCode::OK, d.version, &d))
+    let mut tx = conn.begin().await?;
+    // Write first, so the row is locked (PostgreSQL) and the write lock
+    // held (SQLite) before the old stage is read.
+    let mut lock = Sql::new("UPDATE deals SET stage = stage WHERE id = ");
+    lock.bind(id);
+    lock.execute(&mut *tx).await?;
+    let mut before = Sql::new("SELECT stage FROM deals WHERE id = ");
+    before.bind(id);
+    let was: Option<String> = match before.fetch_optional(&mut *tx).await? {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    };
+    let row = sql.fetch_optional(&mut *tx).await.map_err(ref_error)?;
+    let d: Deal = stale_or_missing(&mut tx, "deals", id, row).await?;
+    record(&mut tx, Event::DealUpdated, &d).await?;
+    if was.is_some_and(|w| w != d.stage) {
+        record(&mut tx, Event::DealStageChanged, &d).await?;
+    }
+    tx.commit().await?;
+    Ok(d)
 }
 
-#[utoipa::path(delete, path = "/deals/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/deals/{id}", tag = "sales", params(IdPath), responses((status = 204, description = "Success")))]
 async fn delete_deal(
     State(st): State<AppState>,
     Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
+    let expected = if_match(&headers)?;
+    delete_deal_row(&mut *st.db.pool.acquire().await?, id, expected).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a deal that has no order (409 when it has one).
+pub async fn delete_deal_row(
+    conn: &mut AnyConnection,
+    id: i64,
+    expected: Option<i64>,
+) -> ApiResult<()> {
     let mut sql = Sql::new("SELECT id FROM orders WHERE deal_id = ");
     sql.bind(id);
-    if sql.fetch_optional(&st.db.pool).await?.is_some() {
+    if sql.fetch_optional(&mut *conn).await?.is_some() {
         return Err(ApiError::Conflict {
             field: "order".into(),
         });
     }
-    delete_row(
-        &st,
-        "DELETE FROM deals WHERE id = ",
-        "deals",
-        id,
-        if_match(&headers)?,
-    )
-    .await
-    .map(|()| StatusCode::NO_CONTENT)
+    let delete = "DELETE FROM deals WHERE id = ";
+    let mut tx = conn.begin().await?;
+    delete_row(&mut tx, delete, "deals", id, expected).await?;
+    record(&mut tx, Event::DealDeleted, &serde_json::json!({"id": id})).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// An order created from a won deal.
@@ -324,7 +372,7 @@ pub struct Order {
     pub created_at: String,
 }
 
-#[utoipa::path(post, path = "/deals/{id}/order", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 201, description = "Success", body = Order)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/deals/{id}/order", tag = "sales", params(IdPath), responses((status = 201, description = "Success", body = Order)))]
 async fn create_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let deal = fetch_deal(&st, id).await?;
     if deal.stage != DealStage::Won.as_str() {
@@ -371,7 +419,7 @@ pub struct OrderParams {
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/orders", tag = "sales", params(OrderParams), responses((status = 200, description = "Success", body = Page<Order>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/orders", tag = "sales", params(OrderParams), responses((status = 200, description = "Success", body = Page<Order>)))]
 async fn list_orders(
     State(st): State<AppState>,
     Q(p): Q<OrderParams>,
@@ -388,7 +436,7 @@ async fn list_orders(
     Ok(axum::Json(lister.page(items)))
 }
 
-#[utoipa::path(get, path = "/orders/{id}", tag = "sales", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Order)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/orders/{id}", tag = "sales", params(IdPath), responses((status = 200, description = "Success", body = Order)))]
 async fn get_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<axum::Json<Order>> {
     let mut sql = Sql::new("SELECT * FROM orders WHERE id = ");
     sql.bind(id);

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use sqlx::{Acquire, AnyConnection};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,10 +12,14 @@ use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::domain::{Name, Priority, Rating, Text, TicketStatus};
 use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::{Id, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag};
+use crate::http::{
+    Id, IdPath, JsonBody, Page, Q, if_match, like_pattern, require_if_match, with_etag,
+};
 use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
 use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
+use crate::webhooks::Event;
+use crate::webhooks::outbox::record;
 
 /// Routes of the service module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -129,7 +134,7 @@ pub struct TicketParams {
     pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/tickets", tag = "service", params(TicketParams), responses((status = 200, description = "Success", body = Page<Ticket>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/tickets", tag = "service", params(TicketParams), responses((status = 200, description = "Success", body = Page<Ticket>)))]
 async fn list_tickets(
     State(st): State<AppState>,
     Q(p): Q<TicketParams>,
@@ -167,11 +172,17 @@ fn is_done(s: TicketStatus) -> bool {
     matches!(s, TicketStatus::Resolved | TicketStatus::Closed)
 }
 
-#[utoipa::path(post, path = "/tickets", tag = "service", request_body = TicketInput, responses((status = 201, description = "Success", body = Ticket)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/tickets", tag = "service", request_body = TicketInput, responses((status = 201, description = "Success", body = Ticket)))]
 async fn create_ticket(
     State(st): State<AppState>,
     JsonBody(b): JsonBody<TicketInput>,
 ) -> ApiResult<Response> {
+    let t = insert_ticket(&mut *st.db.pool.acquire().await?, b).await?;
+    Ok(with_etag(StatusCode::CREATED, t.version, &t))
+}
+
+/// Insert a ticket.
+pub async fn insert_ticket(conn: &mut AnyConnection, b: TicketInput) -> ApiResult<Ticket> {
     let ts = now();
     let mut sql = Sql::new(
         "INSERT INTO tickets (subject, description, contact_id, status, priority, resolved_at, \
@@ -189,27 +200,35 @@ async fn create_ticket(
         .push(", ")
         .bind(ts.clone());
     sql.push(", ").bind(ts).push(") RETURNING *");
+    let mut tx = conn.begin().await?;
     let row = sql
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| fk_field(db_error(e, "id"), "contact_id"))?;
     let t: Ticket = one(row)?;
-    Ok(with_etag(StatusCode::CREATED, t.version, &t))
+    record(&mut tx, Event::TicketCreated, &t).await?;
+    tx.commit().await?;
+    Ok(t)
 }
 
-#[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/tickets/{id}", tag = "service", params(IdPath), responses((status = 200, description = "Success", body = Ticket)))]
 async fn get_ticket(State(st): State<AppState>, Id(id): Id) -> ApiResult<Response> {
     let t = fetch_ticket(&st, id).await?;
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-async fn fetch_ticket(st: &AppState, id: i64) -> ApiResult<Ticket> {
+/// The ticket with this id, or 404.
+pub async fn get_ticket_row(conn: &mut AnyConnection, id: i64) -> ApiResult<Ticket> {
     let mut sql = Sql::new("SELECT * FROM tickets WHERE id = ");
     sql.bind(id);
-    one(sql.fetch_optional(&st.db.pool).await?)
+    one(sql.fetch_optional(conn).await?)
 }
 
-#[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
+async fn fetch_ticket(st: &AppState, id: i64) -> ApiResult<Ticket> {
+    get_ticket_row(&mut *st.db.pool.acquire().await?, id).await
+}
+
+#[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(IdPath), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket)))]
 async fn update_ticket(
     State(st): State<AppState>,
     Id(id): Id,
@@ -217,13 +236,14 @@ async fn update_ticket(
     JsonBody(b): JsonBody<TicketInput>,
 ) -> ApiResult<Response> {
     let expected = require_if_match(&headers)?;
-    write_ticket(&st, id, expected, b).await
+    let t = update_ticket_row(&mut *st.db.pool.acquire().await?, id, expected, b).await?;
+    Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
 /// Fields of a ticket a PUT sends.
 const TICKET_FIELDS: &[&str] = &["subject", "description", "contact_id", "status", "priority"];
 
-#[utoipa::path(patch, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body(content = TicketInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
+#[utoipa::path(patch, path = "/tickets/{id}", tag = "service", params(IdPath), request_body(content = TicketInput, content_type = "application/merge-patch+json", description = "A JSON merge patch (RFC 7396) of the fields of a PUT body; null removes an optional field"), responses((status = 200, description = "Success", body = Ticket)))]
 async fn patch_ticket(
     State(st): State<AppState>,
     Id(id): Id,
@@ -233,16 +253,19 @@ async fn patch_ticket(
     let expected = require_if_match(&headers)?;
     let current = fetch_ticket(&st, id).await?;
     let b = patch::apply_versioned(&current, current.version, TICKET_FIELDS, p, expected)?;
-    write_ticket(&st, id, Some(current.version), b).await
+    let mut conn = st.db.pool.acquire().await?;
+    let t = update_ticket_row(&mut conn, id, Some(current.version), b).await?;
+    Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-/// Replace a ticket's fields if its version is `expected` (any when None).
-async fn write_ticket(
-    st: &AppState,
+/// Replace a ticket's fields if its version is `expected` (any when None):
+/// 412 when it is not, 404 when there is no such ticket.
+pub async fn update_ticket_row(
+    conn: &mut AnyConnection,
     id: i64,
     expected: Option<i64>,
     b: TicketInput,
-) -> ApiResult<Response> {
+) -> ApiResult<Ticket> {
     let ts = now();
     let mut sql = Sql::new("UPDATE tickets SET subject = ");
     sql.bind(String::from(b.subject));
@@ -265,15 +288,18 @@ async fn write_ticket(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
+    let mut tx = conn.begin().await?;
     let row = sql
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| fk_field(db_error(e, "id"), "contact_id"))?;
-    let t: Ticket = stale_or_missing(st, "tickets", id, row).await?;
-    Ok(with_etag(StatusCode::OK, t.version, &t))
+    let t: Ticket = stale_or_missing(&mut tx, "tickets", id, row).await?;
+    record(&mut tx, Event::TicketUpdated, &t).await?;
+    tx.commit().await?;
+    Ok(t)
 }
 
-#[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/tickets/{id}/feedback", tag = "service", params(IdPath), request_body = FeedbackInput, responses((status = 200, description = "Success", body = Ticket)))]
 async fn put_feedback(
     State(st): State<AppState>,
     Id(id): Id,
@@ -290,24 +316,40 @@ async fn put_feedback(
         .push(", version = version + 1 WHERE id = ")
         .bind(id);
     versioned(&mut sql, expected);
-    let row = sql.fetch_optional(&st.db.pool).await?;
-    let t: Ticket = stale_or_missing(&st, "tickets", id, row).await?;
+    let mut tx = st.db.pool.begin().await?;
+    let row = sql.fetch_optional(&mut *tx).await?;
+    let t: Ticket = stale_or_missing(&mut tx, "tickets", id, row).await?;
+    record(&mut tx, Event::TicketUpdated, &t).await?;
+    tx.commit().await?;
     Ok(with_etag(StatusCode::OK, t.version, &t))
 }
 
-#[utoipa::path(delete, path = "/tickets/{id}", tag = "service", params(("id" = i64, Path, description = "Resource id", minimum = 1)), responses((status = 204, description = "Success")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/tickets/{id}", tag = "service", params(IdPath), responses((status = 204, description = "Success")))]
 async fn delete_ticket(
     State(st): State<AppState>,
     Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    delete_row(
-        &st,
-        "DELETE FROM tickets WHERE id = ",
-        "tickets",
-        id,
-        if_match(&headers)?,
+    let expected = if_match(&headers)?;
+    delete_ticket_row(&mut *st.db.pool.acquire().await?, id, expected).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a ticket.
+pub async fn delete_ticket_row(
+    conn: &mut AnyConnection,
+    id: i64,
+    expected: Option<i64>,
+) -> ApiResult<()> {
+    let delete = "DELETE FROM tickets WHERE id = ";
+    let mut tx = conn.begin().await?;
+    delete_row(&mut tx, delete, "tickets", id, expected).await?;
+    record(
+        &mut tx,
+        Event::TicketDeleted,
+        &serde_json::json!({"id": id}),
     )
-    .await
-    .map(|()| StatusCode::NO_CONTENT)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -1,7 +1,12 @@
 //! Storage helpers shared by the modules: single-row decoding, optimistic
 //! concurrency (versioned writes) and common filters.
+//!
+//! Storage functions take a connection (`&mut AnyConnection`): a pooled
+//! one (`&mut *pool.acquire().await?`) or a transaction's (`&mut *tx`), so
+//! one transaction can span several of them.
 
-use crate::AppState;
+use sqlx::AnyConnection;
+
 use crate::db::Sql;
 use crate::domain::Date;
 use crate::error::{ApiError, ApiResult, db_error};
@@ -51,7 +56,7 @@ pub fn versioned(sql: &mut Sql, expected: Option<i64>) {
 
 /// After a versioned write matched nothing: 412 if the row exists, else 404.
 pub async fn stale_or_missing<T>(
-    st: &AppState,
+    conn: &mut AnyConnection,
     table: &'static str,
     id: i64,
     row: Option<sqlx::any::AnyRow>,
@@ -64,7 +69,7 @@ where
     }
     let mut sql = Sql::new("SELECT id FROM ");
     sql.push(table).push(" WHERE id = ").bind(id);
-    match sql.fetch_optional(&st.db.pool).await? {
+    match sql.fetch_optional(conn).await? {
         Some(_) => Err(ApiError::PreconditionFailed),
         None => Err(ApiError::NotFound),
     }
@@ -73,7 +78,7 @@ where
 /// Delete a versioned row; the expected version (If-Match) is optional
 /// here but honoured.
 pub async fn delete_row(
-    st: &AppState,
+    conn: &mut AnyConnection,
     delete: &'static str,
     table: &'static str,
     id: i64,
@@ -83,10 +88,10 @@ pub async fn delete_row(
     sql.bind(id);
     versioned(&mut sql, expected);
     let row = sql
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(|e| db_error(e, "id"))?;
-    stale_or_missing::<IdOnly>(st, table, id, row).await?;
+    stale_or_missing::<IdOnly>(conn, table, id, row).await?;
     Ok(())
 }
 

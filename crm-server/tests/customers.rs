@@ -461,3 +461,48 @@ both!(
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
 );
+
+both!(
+    contact_search_matches_prefixes_ignoring_case,
+    |app: TestApp| async move {
+        let navy = company(&app, "Navy").await.body["id"].as_i64();
+        for (first, last, email, phone, company_id) in [
+            ("Ada", "Lovelace", "ada@acme.io", Some("+44 20 7946"), None),
+            ("Grace", "Hopper", "grace@mil.io", None, navy),
+            (
+                "Alan",
+                "Turing",
+                "alan@bletchley.io",
+                Some("0161 496"),
+                None,
+            ),
+        ] {
+            let body = json!({"first_name": first, "last_name": last, "email": email,
+                "phone": phone, "company_id": company_id});
+            let r = app.call(Method::POST, "/api/v1/contacts", Some(body)).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        }
+        for (q, want) in [
+            ("lov", vec!["ada@acme.io"]),
+            ("ADA%20L", vec!["ada@acme.io"]),
+            ("a", vec!["ada@acme.io", "alan@bletchley.io"]),
+            ("GRACE%40", vec!["grace@mil.io"]),
+            ("%2B44", vec!["ada@acme.io"]),
+            ("nav", vec!["grace@mil.io"]),
+            ("ove", vec![]),
+            ("%25", vec![]),
+        ] {
+            let r = app
+                .call(Method::GET, &format!("/api/v1/contacts?q={q}"), None)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {:?}", r.body);
+            let got: Vec<&str> = r.body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|c| c["email"].as_str().expect("email"))
+                .collect();
+            assert_eq!(got, want, "q={q}");
+        }
+    }
+);

@@ -28,6 +28,10 @@ const ROUTES: &[&str] = &[
     "POST /companies.csv",
     "GET /contacts.csv",
     "POST /contacts.csv",
+    "POST /contacts/batch",
+    "POST /companies/batch",
+    "GET /contacts/duplicates",
+    "POST /contacts/{id}/merge",
     "GET /deals",
     "POST /deals",
     "GET /deals/{id}",
@@ -59,6 +63,11 @@ const ROUTES: &[&str] = &[
     "GET /reports/revenue",
     "GET /reports/tickets",
     "GET /reports/campaigns",
+    "GET /webhooks",
+    "POST /webhooks",
+    "GET /webhooks/{id}",
+    "DELETE /webhooks/{id}",
+    "GET /webhooks/{id}/deliveries",
 ];
 
 #[tokio::test]

@@ -5,16 +5,16 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Company, CompanyInput, Contact, ContactInput, csv_export, insert_contact};
+use super::batch::{OnMatch, Outcome, upsert_contact_with};
+use super::{Company, CompanyInput, Contact, ContactInput, csv_export, store};
 use crate::AppState;
-use crate::db::{Sql, now};
-use crate::error::{ApiError, ApiResult, db_error};
-use crate::http::body_error;
-use crate::store::one;
+use crate::db::Sql;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Q, body_error};
 
 /// CSV routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,10 +24,39 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Result of an import.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Imported {
-    /// Rows written.
+    /// Rows written: created, or updated under `onDuplicate=update`.
     pub imported: usize,
+    /// Rows that updated an existing contact (`onDuplicate=update`).
+    pub updated: usize,
+    /// Rows left out because their email was taken (`onDuplicate=skip`).
+    pub skipped: usize,
+}
+
+/// What a contacts import does with a row whose email is taken.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDuplicate {
+    /// Leave the existing contact as it is and go on.
+    Skip,
+    /// Replace the existing contact's fields with the row's.
+    Update,
+    /// Refuse the whole file (409 naming the row).
+    #[default]
+    Error,
+}
+
+/// Contacts import parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// A row whose email is taken: `skip` it, `update` that contact, or
+    /// refuse the file (`error`, the default).
+    #[serde(rename = "onDuplicate", default)]
+    #[param(rename = "onDuplicate", inline)]
+    pub on_duplicate: OnDuplicate,
 }
 
 /// A CSV request body: `Content-Type: text/csv` (parameters such as
@@ -179,8 +208,7 @@ pub const CONTACT_COLUMNS: Columns = Columns {
 };
 
 #[utoipa::path(get, path = "/companies.csv", tag = "customers",
-    responses((status = 200, description = "All companies as CSV", content_type = "text/csv", body = String)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "All companies as CSV", content_type = "text/csv", body = String)))]
 async fn export_companies(State(st): State<AppState>) -> Response {
     let sql = Sql::new("SELECT * FROM companies ORDER BY id");
     csv_export::stream::<Company>(&st.db, sql, csv_export::COMPANY_HEADER)
@@ -188,64 +216,79 @@ async fn export_companies(State(st): State<AppState>) -> Response {
 
 #[utoipa::path(post, path = "/companies.csv", tag = "customers",
     request_body(content = String, description = "Header: name,domain,industry", content_type = "text/csv"),
-    responses((status = 201, description = "Imported", body = Imported)),
-    security(("api_key" = [])))]
+    responses((status = 201, description = "Imported", body = Imported)))]
 async fn import_companies(
     State(st): State<AppState>,
     CsvBody(body): CsvBody,
 ) -> ApiResult<Response> {
     let input: Vec<CompanyInput> = parse_rows(&body, COMPANY_COLUMNS)?;
     let n = input.len();
-    let mut tx = st.db.pool.begin().await?;
+    let mut tx = st.db.begin_write().await?;
     for b in input {
-        let ts = now();
-        let mut sql = Sql::new(
-            "INSERT INTO companies (name, domain, industry, created_at, updated_at) VALUES (",
-        );
-        sql.bind(String::from(b.name))
-            .push(", ")
-            .bind(b.domain.map(String::from));
-        sql.push(", ")
-            .bind(b.industry.map(String::from))
-            .push(", ")
-            .bind(ts.clone());
-        sql.push(", ").bind(ts).push(") RETURNING *");
-        let _: Company = one(sql
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db_error(e, "name"))?)?;
+        store::insert_company(&mut tx, b).await?;
     }
     tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(Imported { imported: n })).into_response())
+    let done = Imported {
+        imported: n,
+        ..Imported::default()
+    };
+    Ok((StatusCode::CREATED, axum::Json(done)).into_response())
 }
 
 #[utoipa::path(get, path = "/contacts.csv", tag = "customers",
-    responses((status = 200, description = "All contacts as CSV", content_type = "text/csv", body = String)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "All contacts as CSV", content_type = "text/csv", body = String)))]
 async fn export_contacts(State(st): State<AppState>) -> Response {
     let sql = Sql::new("SELECT * FROM contacts ORDER BY id");
     csv_export::stream::<Contact>(&st.db, sql, csv_export::CONTACT_HEADER)
 }
 
 #[utoipa::path(post, path = "/contacts.csv", tag = "customers",
+    params(ImportParams),
     request_body(content = String, description = "Header: first_name,last_name,email,phone,company_id", content_type = "text/csv"),
-    responses((status = 201, description = "Imported", body = Imported)),
-    security(("api_key" = [])))]
+    responses((status = 201, description = "Imported", body = Imported)))]
 async fn import_contacts(
     State(st): State<AppState>,
+    Q(p): Q<ImportParams>,
     CsvBody(body): CsvBody,
 ) -> ApiResult<Response> {
     let input: Vec<ContactInput> = parse_rows(&body, CONTACT_COLUMNS)?;
-    let n = input.len();
-    let mut tx = st.db.pool.begin().await?;
+    let mut done = Imported::default();
+    let mut tx = st.db.begin_write().await?;
     for (i, c) in input.into_iter().enumerate() {
-        insert_contact(&mut *tx, c).await.map_err(|e| match e {
+        let row_error = |e| match e {
             ApiError::Conflict { field } => ApiError::Conflict {
                 field: format!("[{}].{field}", i + 1),
             },
+            ApiError::Validation { field, message } => ApiError::Validation {
+                field: format!("[{}].{field}", i + 1),
+                message,
+            },
             other => other,
-        })?;
+        };
+        let on_match = match p.on_duplicate {
+            OnDuplicate::Error => {
+                store::insert_contact(&mut tx, c).await.map_err(row_error)?;
+                done.imported += 1;
+                continue;
+            }
+            OnDuplicate::Skip => OnMatch::Skip,
+            OnDuplicate::Update => OnMatch::Update,
+        };
+        let (outcome, _, _) = upsert_contact_with(&mut tx, c, on_match)
+            .await
+            .map_err(row_error)?;
+        match (outcome, on_match) {
+            (Outcome::Created, _) => done.imported += 1,
+            (_, OnMatch::Skip) => done.skipped += 1,
+            (Outcome::Updated | Outcome::Unchanged, _) => {
+                done.imported += 1;
+                done.updated += 1;
+            }
+            (Outcome::Error, _) => {}
+        }
     }
     tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(Imported { imported: n })).into_response())
+    // Updated contacts may be cached.
+    st.cache.clear();
+    Ok((StatusCode::CREATED, axum::Json(done)).into_response())
 }

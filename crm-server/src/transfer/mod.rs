@@ -40,6 +40,10 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("tickets", &["id"]),
     ("campaigns", &["id"]),
     ("campaign_members", &["campaign_id", "contact_id"]),
+    ("idempotency_keys", &["scope", "idempotency_key"]),
+    ("webhooks", &["id"]),
+    ("webhook_outbox", &["id"]),
+    ("webhook_attempts", &["id"]),
 ];
 
 /// Tables of the database that are not the application's.
