@@ -66,19 +66,17 @@ async fn every_database_mode_gets_all_its_children_and_becomes_ready() {
     operator.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_new_tenants_get_each_child_written_once() {
-    // Every child created wakes its tenant again before the caches have
-    // seen the rest: those reconciles must not apply the others again.
-    let operator = Operator::start();
-    let tenants: Vec<CrmTenant> = (0..24)
+/// Creates `n` tenants named `<prefix>-NN`, alternately Growth/Managed and
+/// Starter/Embedded, and waits until each is Provisioning.
+async fn provisioning(operator: &Operator, prefix: &str, n: usize) -> Vec<CrmTenant> {
+    let tenants: Vec<CrmTenant> = (0..n)
         .map(|i| {
             let mut tenant = example(if i % 2 == 0 {
                 "growth-managed"
             } else {
                 "starter-embedded"
             });
-            tenant.metadata.name = Some(format!("burst-{i:02}"));
+            tenant.metadata.name = Some(format!("{prefix}-{i:02}"));
             tenant
         })
         .collect();
@@ -88,6 +86,15 @@ async fn many_new_tenants_get_each_child_written_once() {
     for tenant in &tenants {
         operator.phase(tenant, Phase::Provisioning).await;
     }
+    tenants
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_new_tenants_get_each_child_written_once() {
+    // Every child created wakes its tenant again before the caches have
+    // seen the rest: those reconciles must not apply the others again.
+    let operator = Operator::start();
+    let tenants = provisioning(&operator, "burst", 24).await;
     let mut writes: BTreeMap<String, usize> = BTreeMap::new();
     for request in operator.double.request_log() {
         if request.verb == "PATCH" && !request.is_event() && !request.path.contains("/status") {
@@ -120,23 +127,7 @@ async fn a_new_tenant_gets_one_status_write_and_one_more_when_ready() {
     // up with those writes change nothing a user reads, so no more writes
     // follow until readiness really changes.
     let operator = Operator::start();
-    let tenants: Vec<CrmTenant> = (0..12)
-        .map(|i| {
-            let mut tenant = example(if i % 2 == 0 {
-                "growth-managed"
-            } else {
-                "starter-embedded"
-            });
-            tenant.metadata.name = Some(format!("once-{i:02}"));
-            tenant
-        })
-        .collect();
-    for tenant in &tenants {
-        operator.create(tenant).await;
-    }
-    for tenant in &tenants {
-        operator.phase(tenant, Phase::Provisioning).await;
-    }
+    let tenants = provisioning(&operator, "once", 12).await;
     operator.quiet().await;
     let status_writes = |operator: &Operator| -> BTreeMap<String, usize> {
         let mut writes = BTreeMap::new();
