@@ -40,15 +40,24 @@ pub fn contact_prefix(sql: &mut Sql, kind: DbKind, q: &str) {
     // last code point.
     let hi = format!("{lo}\u{10FFFF}");
     sql.push(" AND (");
-    for (i, col) in columns(kind).into_iter().enumerate() {
-        if i > 0 {
-            sql.push(" OR ");
-        }
+    for col in columns(kind) {
         range(sql, col, &lo, &hi);
+        sql.push(" OR ");
     }
-    sql.push(" OR company_id IN (SELECT id FROM companies WHERE ");
+    match kind {
+        DbKind::Sqlite => sql.push("company_id IN (SELECT id FROM companies WHERE "),
+        // As an ARRAY the companies are found once, before the scan, and the
+        // comparison can use the company index. PostgreSQL does not combine
+        // an OR holding a sub-select into a bitmap of the indexes: it walked
+        // the table in page order and filtered every row (p99 0.5–0.8 s at
+        // 100,000 contacts for a rare prefix).
+        DbKind::Postgres => sql.push("company_id = ANY(ARRAY(SELECT id FROM companies WHERE "),
+    };
     range(sql, company_name(kind), &lo, &hi);
-    sql.push("))");
+    sql.push(match kind {
+        DbKind::Sqlite => "))",
+        DbKind::Postgres => ")))",
+    });
 }
 
 fn range(sql: &mut Sql, col: &'static str, lo: &str, hi: &str) {
