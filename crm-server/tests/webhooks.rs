@@ -187,3 +187,64 @@ both!(subscriptions_are_validated, |app: TestApp| async move {
         assert!(!String::from_utf8_lossy(&r.raw).contains(SECRET));
     }
 });
+
+both!(
+    a_receiver_that_never_answers_holds_up_no_request,
+    |mut app: TestApp| async move {
+        // A receiver that accepts every delivery and never answers: each
+        // attempt waits for the delivery timeout (10 s) while the API serves.
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        let hung = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                log.lock().expect("lock").push((headers, body.to_vec()));
+                std::future::pending::<StatusCode>()
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, hung).await });
+        let settings = Settings {
+            allow_private: true,
+            ..Settings::default()
+        };
+        app.state.webhooks = settings;
+        app.router = crm_server::app(app.state.clone());
+        let sub = json!({"url": url, "events": ["contact.created"], "secret": SECRET});
+        let r = app.call(Method::POST, "/api/v1/webhooks", Some(sub)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let worker = deliver::spawn(app.state.db.clone(), settings);
+        let contact = |i: usize| {
+            json!({"first_name": "Ada", "last_name": format!("L{i}"),
+                "email": format!("ada{i}@a.io")})
+        };
+        for i in 0..12 {
+            let r = app
+                .call(Method::POST, "/api/v1/contacts", Some(contact(i)))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED);
+        }
+        wait_for("deliveries in flight", || {
+            !seen.lock().expect("lock").is_empty()
+        })
+        .await;
+        // Every slot of the worker is now stuck on the receiver; writes that
+        // queue more events and reads still answer at once.
+        for i in 12..24 {
+            let call = app.call(Method::POST, "/api/v1/contacts", Some(contact(i)));
+            let r = tokio::time::timeout(Duration::from_secs(5), call)
+                .await
+                .expect("a write waited for the receiver");
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            let read = app.call(Method::GET, "/api/v1/contacts?limit=5", None);
+            let r = tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("a read waited for the receiver");
+            assert_eq!(r.status, StatusCode::OK);
+        }
+        worker.abort();
+    }
+);
