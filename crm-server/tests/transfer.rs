@@ -34,6 +34,21 @@ async fn filled(backend: Backend) -> (String, Option<tempfile::TempDir>) {
          SELECT id, 'call', 'It''s ünïcode ✓ for ' || first_name, created_at FROM contacts WHERE id % 3 = 0",
         "INSERT INTO notes (deal_id, kind, body, created_at) \
          SELECT id, 'email', title, created_at FROM deals WHERE id % 5 = 0",
+        "INSERT INTO idempotency_keys \
+         (scope, idempotency_key, request_sha256, status, response, created_at) \
+         SELECT 'contacts/batch', 'key-' || id, 'sha', 200, '{\"items\":[]}', created_at \
+         FROM contacts WHERE id % 50 = 0",
+        "INSERT INTO webhooks (url, events, secret, created_at) \
+         VALUES ('https://hooks.example.com/crm', '[\"contact.created\"]', \
+         'a-secret-of-some-length', '2026-11-30T00:00:00Z')",
+        "INSERT INTO webhook_outbox \
+         (webhook_id, event, delivery_id, payload, state, attempts, next_attempt_at, created_at) \
+         SELECT w.id, 'contact.created', 'd-' || c.id, '{}', 'pending', 0, c.created_at, \
+         c.created_at FROM contacts c, webhooks w WHERE c.id % 40 = 0",
+        "INSERT INTO webhook_attempts \
+         (webhook_id, delivery_id, event, attempt, status_code, error, duration_ms, attempted_at) \
+         SELECT webhook_id, delivery_id, event, 1, NULL, 'timed out', 10000, created_at \
+         FROM webhook_outbox",
     ] {
         sqlx::query(sql).execute(&db.pool).await.expect(sql);
     }
