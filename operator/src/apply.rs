@@ -175,7 +175,9 @@ impl Run<'_> {
             // (which the HPA would only raise a sync period later); the
             // count is handed over like any other we own.
             let created = ownership::with_replicas(object, base);
-            return self.apply_sending(&created, object, || None).await;
+            return self
+                .apply_sending(&created, object, || store.get(&at)?.resource_version())
+                .await;
         }
         if let Some(replicas) = ownership::handover(object, live.as_ref(), base) {
             self.hand_over(object, replicas).await?;

@@ -97,8 +97,8 @@ pub const RULES: &[Rule] = &[
     Rule {
         group: "apps",
         resource: "deployments",
-        verbs: OWN,
-        why: "crm-server",
+        verbs: &["create", "delete", "get", "list", "patch", "watch"],
+        why: "crm-server; one the cache lacks is read before it is created (get)",
         scope: Scope::Cluster,
     },
     Rule {
