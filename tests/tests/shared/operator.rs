@@ -63,6 +63,14 @@ async fn a_settled_shared_tenant_is_reconciled_without_writes_or_ddl() {
     let catalog_rows = "SELECT (SELECT xmin::text FROM pg_authid WHERE rolname = $1) || '/' || \
                         (SELECT xmin::text FROM pg_database WHERE datname = $1)";
     let before: String = scalar(&mut admin, catalog_rows, &credentials["username"]).await;
+    // The provisioning pass posts its Event after it writes the status.
+    operator
+        .eventually("the DatabaseProvisioned Event", |op| {
+            op.event_reasons(&t)
+                .contains(&"DatabaseProvisioned".to_owned())
+                .then_some(())
+        })
+        .await;
 
     operator.double.clear_log();
     let ns = t.namespace().expect("namespace");
@@ -300,9 +308,16 @@ async fn deletion_waits_for_an_unreachable_server_and_cleans_up_when_it_returns(
         closed_port()
     ));
     operator.delete(&t).await;
-    operator.database(&t, "False", "ServerUnreachable").await;
-    let stored = operator.stored(&t).expect("held by its finalizer");
-    assert_eq!(stored.status.and_then(|s| s.phase), Some(Phase::Deleting));
+    // A reconcile that began before the deletion may report the server
+    // unreachable first (phase Degraded); the deletion's own pass follows.
+    operator
+        .eventually("phase Deleting while the server is unreachable", |op| {
+            let phase = op.stored(&t).expect("held by its finalizer").status?.phase;
+            let (status, reason, _) = op.condition(&t, condition::DATABASE_READY)?;
+            (phase == Some(Phase::Deleting) && status == "False" && reason == "ServerUnreachable")
+                .then_some(())
+        })
+        .await;
     assert!(
         operator
             .event_reasons(&t)
