@@ -13,19 +13,18 @@
 //! object desired is the one applied (see [`crate::ledger`]).
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use crate::build::Desired;
+use crate::compact::{Compact, Compactable};
 use crate::kinds::{Orphan, Stores};
 use crate::labels::FIELD_MANAGER;
 use crate::ledger::Ledger;
@@ -123,7 +122,7 @@ struct Run<'a> {
 impl Run<'_> {
     async fn all<'o, K>(
         &mut self,
-        store: &Store<K>,
+        store: &Store<Compact<K>>,
         objects: impl Iterator<Item = &'o K>,
     ) -> Result<()>
     where
@@ -135,7 +134,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn one<K: Child>(&mut self, store: &Store<K>, object: &K) -> Result<()> {
+    async fn one<K: Child>(&mut self, store: &Store<Compact<K>>, object: &K) -> Result<()> {
         let object = &ownership::stamp(object);
         let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
         if self.due(object, store.get(&at).as_deref()) {
@@ -147,7 +146,11 @@ impl Run<'_> {
 
     /// The Deployment: as any child, but a replica count we owned and now
     /// leave to the HPA is first handed over (see [`crate::ownership`]).
-    async fn deployment(&mut self, store: &Store<Deployment>, object: &Deployment) -> Result<()> {
+    async fn deployment(
+        &mut self,
+        store: &Store<Compact<Deployment>>,
+        object: &Deployment,
+    ) -> Result<()> {
         let object = &ownership::stamp(object);
         let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
         let live = store.get(&at);
@@ -156,10 +159,10 @@ impl Run<'_> {
         }
         let base = self.tenant.capacity.sizing.min_replicas;
         let live = match live {
-            Some(live) => Some(Deployment::clone(&live)),
+            Some(live) => live,
             // Not in the cache: read it, since a count the autoscaler set
             // must never be replaced by a creation's.
-            None => self
+            None => match self
                 .api::<Deployment>()
                 .get_opt(&object.name_any())
                 .await
@@ -167,19 +170,21 @@ impl Run<'_> {
                     kind: "Deployment",
                     name: object.name_any(),
                     source,
-                })?,
+                })? {
+                Some(fetched) => Arc::new(Compact::new(fetched)),
+                None => {
+                    // A new Deployment the autoscaler will own starts at the
+                    // autoscaler's floor, not at the API server's default of
+                    // one (which the HPA would only raise a sync period
+                    // later); the count is handed over like any other we own.
+                    let created = ownership::with_replicas(object, base);
+                    return self
+                        .apply_sending(&created, object, || store.get(&at)?.resource_version())
+                        .await;
+                }
+            },
         };
-        if live.is_none() {
-            // A new Deployment the autoscaler will own starts at the
-            // autoscaler's floor, not at the API server's default of one
-            // (which the HPA would only raise a sync period later); the
-            // count is handed over like any other we own.
-            let created = ownership::with_replicas(object, base);
-            return self
-                .apply_sending(&created, object, || store.get(&at)?.resource_version())
-                .await;
-        }
-        if let Some(replicas) = ownership::handover(object, live.as_ref(), base) {
+        if let Some(replicas) = ownership::handover(object, Some(&live), base) {
             self.hand_over(object, replicas).await?;
         }
         self.apply(object, || store.get(&at)?.resource_version())
@@ -188,7 +193,7 @@ impl Run<'_> {
 
     /// Whether `object` must be applied: the live object lacks a value we
     /// send, and no apply of this very object is still on its way.
-    fn due<K: Child>(&mut self, object: &K, live: Option<&K>) -> bool {
+    fn due<K: Child>(&mut self, object: &K, live: Option<&Compact<K>>) -> bool {
         if live.is_some_and(|live| unchanged(object, live)) {
             return false;
         }
@@ -224,7 +229,7 @@ impl Run<'_> {
     /// so only their metadata is watched and an existing claim is left alone.
     async fn volume(
         &mut self,
-        store: &Store<PartialObjectMeta<PersistentVolumeClaim>>,
+        store: &Store<Compact<PersistentVolumeClaim>>,
         volume: &PersistentVolumeClaim,
     ) -> Result<()> {
         let at = ObjectRef::new(&volume.name_any()).within(&self.tenant.namespace);
@@ -302,39 +307,27 @@ impl Run<'_> {
     }
 }
 
-/// What every child kind offers: typed, namespaced, serialisable.
+/// What every child kind offers: typed, namespaced, serialisable, cached
+/// compact.
 pub trait Child:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + k8s_openapi::Resource
-    + Clone
-    + Debug
-    + Serialize
-    + DeserializeOwned
-    + Send
-    + Sync
-    + 'static
+    Compactable<Scope = NamespaceResourceScope> + k8s_openapi::Resource + Clone + Debug
 {
 }
 
 impl<K> Child for K where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + k8s_openapi::Resource
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static
+    K: Compactable<Scope = NamespaceResourceScope> + k8s_openapi::Resource + Clone + Debug
 {
 }
 
 /// Whether applying `desired` would change nothing in `live`.
-pub fn unchanged<K: Serialize>(desired: &K, live: &K) -> bool {
-    match (serde_json::to_value(desired), serde_json::to_value(live)) {
-        (Ok(desired), Ok(live)) => contains(&live, &desired),
-        _ => false,
+pub fn unchanged<K: Compactable>(desired: &K, live: &Compact<K>) -> bool {
+    let Ok(Value::Object(mut desired)) = serde_json::to_value(desired) else {
+        return false;
+    };
+    for key in ["apiVersion", "kind"] {
+        desired.remove(key);
     }
+    contains(&live.body(), &Value::Object(desired))
 }
 
 /// Every field of `part` is in `whole` with the same value.

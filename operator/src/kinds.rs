@@ -1,8 +1,9 @@
 //! The one list of child kinds.
 //!
 //! ```text
-//!  children! { field: cached type, kind, what it holds; … }
-//!       ├─► Stores: one reflector cache per kind
+//!  children! { field: kind, what it holds; … }
+//!       ├─► Stores: one reflector cache per kind, of compact objects
+//!       │   (crate::compact)
 //!       ├─► Watch::all: one watch per kind, feeding its cache, the ledger,
 //!       │   the owner index and the sync tracker
 //!       ├─► Streams::own: the controller `owns` every kind
@@ -24,12 +25,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ApiResource};
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
+use crate::compact::{Compact, Compactable};
 use crate::gateway_api::HttpRoute;
 use crate::ledger::Ledger;
 use crate::owned::Owned;
@@ -73,13 +73,13 @@ pub struct Orphan {
 type Events<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
 
 macro_rules! children {
-    ($($field:ident: $cached:ty, $kind:ty, $holds:expr;)*) => {
+    ($($field:ident: $kind:ty, $holds:expr;)*) => {
         /// Caches of every kind of child, filled by the controller's watches.
         #[derive(Clone, Debug)]
         pub struct Stores {
             $(
                 #[doc = concat!("`", stringify!($kind), "` children.")]
-                pub $field: Store<$cached>,
+                pub $field: Store<Compact<$kind>>,
             )*
             /// Writes of this process the caches have not shown yet.
             pub applied: Ledger,
@@ -92,7 +92,7 @@ macro_rules! children {
         /// The watch streams of every kind, for the controller's `owns`.
         #[allow(missing_debug_implementations)]
         pub struct Streams {
-            $($field: Events<$cached>,)*
+            $($field: Events<Compact<$kind>>,)*
         }
 
         /// Every kind of child.
@@ -111,7 +111,7 @@ macro_rules! children {
         impl Watch<'_> {
             /// Starts a watch of every kind of child.
             pub fn all(&self) -> (Stores, Streams) {
-                $(let $field = self.cached::<$cached>();)*
+                $(let $field = self.cached::<$kind>();)*
                 let stores = Stores {
                     $($field: $field.0,)*
                     applied: self.ledger.clone(),
@@ -163,19 +163,18 @@ macro_rules! children {
 }
 
 children! {
-    service_accounts: ServiceAccount, ServiceAccount, Holds::Config;
-    secrets: Secret, Secret, Holds::Data;
-    config_maps: ConfigMap, ConfigMap, Holds::Config;
-    deployments: Deployment, Deployment, Holds::Config;
-    services: Service, Service, Holds::Config;
-    hpas: HorizontalPodAutoscaler, HorizontalPodAutoscaler, Holds::Config;
-    pdbs: PodDisruptionBudget, PodDisruptionBudget, Holds::Config;
-    network_policies: NetworkPolicy, NetworkPolicy, Holds::Config;
-    ingresses: Ingress, Ingress, Holds::Config;
-    http_routes: HttpRoute, HttpRoute, Holds::Config;
-    statefulsets: StatefulSet, StatefulSet, Holds::Config;
-    // Metadata only: nothing of a claim but its existence matters here.
-    volumes: PartialObjectMeta<PersistentVolumeClaim>, PersistentVolumeClaim, Holds::Data;
+    service_accounts: ServiceAccount, Holds::Config;
+    secrets: Secret, Holds::Data;
+    config_maps: ConfigMap, Holds::Config;
+    deployments: Deployment, Holds::Config;
+    services: Service, Holds::Config;
+    hpas: HorizontalPodAutoscaler, Holds::Config;
+    pdbs: PodDisruptionBudget, Holds::Config;
+    network_policies: NetworkPolicy, Holds::Config;
+    ingresses: Ingress, Holds::Config;
+    http_routes: HttpRoute, Holds::Config;
+    statefulsets: StatefulSet, Holds::Config;
+    volumes: PersistentVolumeClaim, Holds::Data;
 }
 
 /// Names of the tenant's children of `kind` in `store` that `wanted` does
@@ -246,89 +245,17 @@ pub async fn unserved(client: &Client) -> Vec<&'static str> {
     }
 }
 
-/// What a cache keeps of an object: children drop `managedFields`, except
-/// that a Deployment keeps who owns `spec.replicas`.
-pub trait Trim {
-    /// Drops what the operator never compares.
-    fn trim(&mut self);
-}
-
-macro_rules! drop_managed_fields {
-    ($($kind:ty),*) => {$(
-        impl Trim for $kind {
-            fn trim(&mut self) {
-                self.managed_fields_mut().clear();
-            }
-        }
-    )*};
-}
-
-drop_managed_fields!(
-    ServiceAccount,
-    Secret,
-    ConfigMap,
-    NetworkPolicy,
-    HttpRoute,
-    PartialObjectMeta<PersistentVolumeClaim>
-);
-
-/// Kinds whose status no reconcile reads: it goes with the managed fields.
-macro_rules! drop_managed_fields_and_status {
-    ($($kind:ty),*) => {$(
-        impl Trim for $kind {
-            fn trim(&mut self) {
-                self.managed_fields_mut().clear();
-                self.status = None;
-            }
-        }
-    )*};
-}
-
-drop_managed_fields_and_status!(
-    Service,
-    HorizontalPodAutoscaler,
-    PodDisruptionBudget,
-    Ingress
-);
-
-/// Of a workload's status, only the replica counts are read.
-impl Trim for Deployment {
-    fn trim(&mut self) {
-        crate::ownership::keep_replica_owners(self);
-        if let Some(status) = self.status.as_mut() {
-            status.conditions = None;
-        }
-    }
-}
-
-impl Trim for StatefulSet {
-    fn trim(&mut self) {
-        self.managed_fields_mut().clear();
-        if let Some(status) = self.status.as_mut() {
-            status.conditions = None;
-        }
-    }
-}
-
 impl Watch<'_> {
-    /// A cache of one child kind (`PartialObjectMeta<K>` for metadata
-    /// only), and the stream that fills it and feeds the ledger, the owner
-    /// index and the sync tracker.
-    fn cached<C>(&self) -> (Store<C>, Events<C>)
+    /// A cache of one child kind, and the stream that fills it and feeds
+    /// the ledger, the owner index and the sync tracker.
+    fn cached<K>(&self) -> (Store<Compact<K>>, Events<Compact<K>>)
     where
-        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Trim
-            + DeserializeOwned
-            + Clone
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Compactable<Scope = k8s_openapi::NamespaceResourceScope>,
     {
         let (reader, writer) = reflector::store();
-        if self.unserved.contains(&C::plural(&()).as_ref()) {
+        if self.unserved.contains(&K::plural(&()).as_ref()) {
             self.synced
-                .observe(&C::kind(&()), &watcher::Event::<C>::InitDone);
+                .observe(&K::kind(&()), &watcher::Event::<Compact<K>>::InitDone);
             return (reader, futures::stream::pending().boxed());
         }
         let (ledger, owned, synced) =
@@ -339,12 +266,11 @@ impl Watch<'_> {
         };
         let events = watcher(api, self.config.clone())
             .default_backoff()
-            .modify(C::trim)
             .reflect(writer)
             .inspect_ok(move |event| {
                 ledger.observe(event);
                 owned.observe(event);
-                synced.observe(&C::kind(&()), event);
+                synced.observe(&K::kind(&()), event);
             })
             .touched_objects()
             .boxed();

@@ -20,6 +20,7 @@ pub mod apply;
 pub mod build;
 pub mod cli;
 pub mod client;
+pub mod compact;
 pub mod context;
 pub mod controller;
 pub mod database;

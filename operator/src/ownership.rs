@@ -25,12 +25,12 @@
 //! - autoscaling off: the model's peak count; suspended: zero.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::compact::{Compact, includes_replicas};
 use crate::labels::FIELD_MANAGER;
 
 /// Annotation on every applied child: a digest of the configuration applied.
@@ -74,7 +74,11 @@ pub fn with_replicas(desired: &Deployment, replicas: i32) -> Deployment {
 /// `desired` leaves `spec.replicas` to the HPA while the live object still
 /// has it as ours. The count is the current one, never below `base` (the
 /// model's base count; a suspended tenant comes back at it).
-pub fn handover(desired: &Deployment, live: Option<&Deployment>, base: i32) -> Option<i32> {
+pub fn handover(
+    desired: &Deployment,
+    live: Option<&Compact<Deployment>>,
+    base: i32,
+) -> Option<i32> {
     if desired.spec.as_ref().and_then(|s| s.replicas).is_some() {
         return None;
     }
@@ -82,7 +86,7 @@ pub fn handover(desired: &Deployment, live: Option<&Deployment>, base: i32) -> O
     if !owns_replicas(live, FIELD_MANAGER) {
         return None;
     }
-    let current = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let current = live.counts().replicas.unwrap_or(1);
     Some(current.max(base))
 }
 
@@ -99,40 +103,21 @@ pub fn handover_object(desired: &Deployment, replicas: i32) -> Value {
     })
 }
 
-/// Whether `manager`'s applies own `spec.replicas` of `deployment`.
-pub fn owns_replicas(deployment: &Deployment, manager: &str) -> bool {
+/// Whether `manager`'s applies own `spec.replicas` of `deployment` (a
+/// Deployment, or its cached form).
+pub fn owns_replicas<R: Resource>(deployment: &R, manager: &str) -> bool {
     deployment.managed_fields().iter().any(|entry| {
         entry.manager.as_deref() == Some(manager)
             && entry.operation.as_deref() == Some("Apply")
             && entry.subresource.as_deref().unwrap_or_default().is_empty()
-            && has_replicas(entry)
+            && includes_replicas(entry)
     })
-}
-
-fn has_replicas(entry: &ManagedFieldsEntry) -> bool {
-    entry
-        .fields_v1
-        .as_ref()
-        .and_then(|f| f.0.pointer("/f:spec/f:replicas"))
-        .is_some()
-}
-
-/// What the Deployment cache keeps of managedFields: who owns
-/// `spec.replicas`, and nothing else, to keep the cache small.
-pub fn keep_replica_owners(deployment: &mut Deployment) {
-    let fields = deployment.managed_fields_mut();
-    fields.retain(has_replicas);
-    for entry in fields.iter_mut() {
-        entry.fields_v1 = Some(FieldsV1(json!({"f:spec": {"f:replicas": {}}})));
-        entry.time = None;
-        entry.api_version = None;
-        entry.fields_type = None;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::apps::v1::DeploymentSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 
     use super::*;
 
@@ -167,22 +152,26 @@ mod tests {
         assert_eq!(digest(&with), digest(&with.clone()));
     }
 
+    fn cached(replicas: Option<i32>, owners: &[(&str, &str)]) -> Compact<Deployment> {
+        Compact::new(deployment(replicas, owners))
+    }
+
     #[test]
     fn replicas_we_own_are_handed_over_at_the_current_count_never_below_base() {
         let desired = deployment(None, &[]);
-        let live = deployment(Some(7), &[(FIELD_MANAGER, "Apply")]);
+        let live = cached(Some(7), &[(FIELD_MANAGER, "Apply")]);
         assert_eq!(handover(&desired, Some(&live), 3), Some(7));
-        let suspended = deployment(Some(0), &[(FIELD_MANAGER, "Apply")]);
+        let suspended = cached(Some(0), &[(FIELD_MANAGER, "Apply")]);
         assert_eq!(handover(&desired, Some(&suspended), 3), Some(3));
     }
 
     #[test]
     fn nothing_is_handed_over_that_the_hpa_owns_or_that_we_keep() {
         let desired = deployment(None, &[]);
-        let hpa = deployment(Some(5), &[("kube-controller-manager", "Update")]);
+        let hpa = cached(Some(5), &[("kube-controller-manager", "Update")]);
         assert_eq!(handover(&desired, Some(&hpa), 3), None);
         assert_eq!(handover(&desired, None, 3), None);
-        let ours = deployment(Some(7), &[(FIELD_MANAGER, "Apply")]);
+        let ours = cached(Some(7), &[(FIELD_MANAGER, "Apply")]);
         assert_eq!(handover(&deployment(Some(7), &[]), Some(&ours), 3), None);
     }
 
@@ -194,7 +183,7 @@ mod tests {
             fields_v1: Some(FieldsV1(json!({"f:metadata": {}}))),
             ..ManagedFieldsEntry::default()
         });
-        keep_replica_owners(&mut live);
+        let live = Compact::new(live);
         assert_eq!(live.managed_fields().len(), 1);
         assert!(owns_replicas(&live, FIELD_MANAGER));
     }

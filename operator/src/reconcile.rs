@@ -238,8 +238,9 @@ async fn existing_secret(
         .stores
         .secrets
         .get(&ObjectRef::new(&name).within(&tenant.namespace));
-    if let Some(secret) = cached {
-        return Ok(Some(Secret::clone(&secret)));
+    // The cached form converts back; should it not, the API server's copy serves.
+    if let Some(secret) = cached.and_then(|s| s.to_object().ok()) {
+        return Ok(Some(secret));
     }
     let api: Api<Secret> = Api::namespaced(context.client.clone(), &tenant.namespace);
     api.get_opt(&name)
@@ -258,17 +259,10 @@ fn observe(
         .stores
         .deployments
         .get(&ObjectRef::new(&tenant.name).within(&tenant.namespace));
-    let deployment_status = deployment.as_ref().and_then(|d| d.status.as_ref());
-    let ready_replicas = deployment_status
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
-    let available_replicas = deployment_status
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0);
-    let desired_replicas = deployment
-        .as_ref()
-        .and_then(|d| d.spec.as_ref())
-        .and_then(|s| s.replicas);
+    let counts = deployment.map(|d| d.counts()).unwrap_or_default();
+    let ready_replicas = counts.ready.unwrap_or(0);
+    let available_replicas = counts.available.unwrap_or(0);
+    let desired_replicas = counts.replicas;
     let shared = resolved.and_then(|r| r.shared.as_ref());
     let database = match &tenant.database.mode {
         DatabaseTarget::Shared { .. } if let Some(provisioned) = shared => DatabaseState {
@@ -285,10 +279,7 @@ fn observe(
                 .stores
                 .statefulsets
                 .get(&ObjectRef::new(&name).within(&tenant.namespace));
-            let ready = statefulset
-                .and_then(|s| s.status.as_ref().and_then(|s| s.ready_replicas))
-                .unwrap_or(0)
-                >= 1;
+            let ready = statefulset.and_then(|s| s.counts().ready).unwrap_or(0) >= 1;
             database_state(
                 ready,
                 "PostgreSQL StatefulSet ready",
