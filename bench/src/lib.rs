@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod baseline;
+pub mod fleet;
 pub mod mix;
 pub mod operator;
 pub mod proc;

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use crm_bench::baseline::{self, Baseline};
+use crm_bench::fleet;
 use crm_bench::operator::{Operator, counter, serve_double};
 use crm_bench::proc::self_status_kib;
 use crm_crds::{CrmTenant, Phase};
@@ -30,9 +31,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
-
-const MANAGED: &str = include_str!("../../../examples/growth-managed.yaml");
-const EMBEDDED: &str = include_str!("../../../examples/starter-embedded.yaml");
 
 /// Reconcile many tenants against the API double.
 #[derive(Debug, Parser)]
@@ -62,23 +60,6 @@ struct Args {
     operator_binary: Option<PathBuf>,
 }
 
-fn tenants(n: usize) -> anyhow::Result<Vec<CrmTenant>> {
-    let managed: CrmTenant = serde_saphyr::from_str(MANAGED).context("parse growth-managed")?;
-    let embedded: CrmTenant = serde_saphyr::from_str(EMBEDDED).context("parse starter-embedded")?;
-    Ok((0..n)
-        .map(|i| {
-            let mut t = if i % 2 == 0 {
-                managed.clone()
-            } else {
-                embedded.clone()
-            };
-            t.metadata.name = Some(format!("t{i:05}"));
-            t.metadata.namespace = Some(format!("bench-{:02}", i % 20));
-            t
-        })
-        .collect())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -87,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let tenants = tenants(args.tenants)?;
+    let tenants = fleet::tenants(args.tenants)?;
     if let Some(path) = &args.write_manifests {
         let docs: Vec<String> = tenants
             .iter()
