@@ -16,6 +16,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -67,6 +68,9 @@ pub async fn apply_all(
         database_service,
         ingress,
         http_route,
+        backup_cron_job,
+        backup_volume,
+        transfer_job,
     } = desired;
     let mut run = Run {
         client,
@@ -101,6 +105,13 @@ pub async fn apply_all(
             });
         }
         run.one(&stores.http_routes, route).await?;
+    }
+    if let Some(volume) = backup_volume {
+        run.volume(&stores.volumes, volume).await?;
+    }
+    run.all(&stores.cron_jobs, backup_cron_job.iter()).await?;
+    if let Some(job) = transfer_job {
+        run.job(&stores.jobs, job).await?;
     }
 
     // Prune after applying, so a replacement exists before its predecessor
@@ -232,6 +243,17 @@ impl Run<'_> {
             return Ok(());
         }
         self.apply(volume, || store.get(&at)?.resource_version())
+            .await
+    }
+
+    /// A Job is created once: its pod template is immutable, and a Job that
+    /// ran is a record of what it did, never changed afterwards.
+    async fn job(&mut self, store: &Store<Job>, job: &Job) -> Result<()> {
+        let at = ObjectRef::new(&job.name_any()).within(&self.tenant.namespace);
+        if store.get(&at).is_some() || self.ledger.pending(job) {
+            return Ok(());
+        }
+        self.apply(job, || store.get(&at)?.resource_version())
             .await
     }
 

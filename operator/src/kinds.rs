@@ -18,6 +18,7 @@ use std::fmt::Debug;
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
@@ -174,6 +175,9 @@ children! {
     ingresses: Ingress, Ingress, Holds::Config;
     http_routes: HttpRoute, HttpRoute, Holds::Config;
     statefulsets: StatefulSet, StatefulSet, Holds::Config;
+    // Their status tells how a backup, move or restore went.
+    cron_jobs: CronJob, CronJob, Holds::Config;
+    jobs: Job, Job, Holds::Config;
     // Metadata only: nothing of a claim but its existence matters here.
     volumes: PartialObjectMeta<PersistentVolumeClaim>, PersistentVolumeClaim, Holds::Data;
 }
@@ -269,6 +273,8 @@ drop_managed_fields!(
     ConfigMap,
     NetworkPolicy,
     HttpRoute,
+    CronJob,
+    Job,
     PartialObjectMeta<PersistentVolumeClaim>
 );
 
