@@ -253,8 +253,7 @@ impl Run<'_> {
         if store.get(&at).is_some() || self.ledger.pending(job) {
             return Ok(());
         }
-        self.apply(job, || store.get(&at)?.resource_version())
-            .await
+        self.apply(job, || store.get(&at)?.resource_version()).await
     }
 
     /// Server-side applies `object`, records it in the ledger (`cached` gives

@@ -339,7 +339,10 @@ fn ready_message(tenant: &Tenant, observed: &Observed, minimum: i32) -> String {
                 transfer.job
             ),
             TransferKind::Restore { backup } => {
-                format!("read-only while {backup} is restored (Job {})", transfer.job)
+                format!(
+                    "read-only while {backup} is restored (Job {})",
+                    transfer.job
+                )
             }
         };
     }

@@ -19,9 +19,12 @@ fn to_managed() -> Value {
 }
 
 fn args(job: &Job) -> Vec<String> {
-    job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map_or_else(Vec::new, |p| {
-        p.containers[0].args.clone().unwrap_or_default()
-    })
+    job.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map_or_else(Vec::new, |p| {
+            p.containers[0].args.clone().unwrap_or_default()
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +32,10 @@ async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
     let operator = Operator::start();
     let tenant = embedded();
     let ready = operator.ready(&tenant).await;
-    let in_use = ready.status.and_then(|s| s.database).expect("status.database");
+    let in_use = ready
+        .status
+        .and_then(|s| s.database)
+        .expect("status.database");
     assert_eq!(in_use.mode, crm_crds::DatabaseMode::Embedded);
 
     operator.patch(&tenant, to_managed()).await;
@@ -68,15 +74,35 @@ async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
         .get_object("crm-tenants", &name)
         .expect("the Job");
     assert_eq!(args(&job), ["copy", "--replace"]);
-    let pod = job.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod");
+    let pod = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .expect("pod");
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     let env = pod.containers[0].env.clone().expect("env");
-    let from = env.iter().find(|e| e.name == "CRM_COPY_FROM").expect("from");
-    assert_eq!(from.value.as_deref(), Some("sqlite:///var/lib/crm/crm.db?mode=rwc"));
+    let from = env
+        .iter()
+        .find(|e| e.name == "CRM_COPY_FROM")
+        .expect("from");
+    assert_eq!(
+        from.value.as_deref(),
+        Some("sqlite:///var/lib/crm/crm.db?mode=rwc")
+    );
     let to = env.iter().find(|e| e.name == "CRM_COPY_TO").expect("to");
-    let key = to.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("secret");
-    assert_eq!((key.name.as_str(), key.key.as_str()), ("corner-bakery-db", "url"));
-    assert!(pod.affinity.is_some(), "beside the pod holding the RWO volume");
+    let key = to
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("secret");
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("corner-bakery-db", "url")
+    );
+    assert!(
+        pod.affinity.is_some(),
+        "beside the pod holding the RWO volume"
+    );
 
     // Verified: the pods switch to PostgreSQL, writable.
     let deployment = operator.read_only(&tenant, false).await;
@@ -111,7 +137,9 @@ async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
         })
         .await;
     assert!(
-        operator.get::<PersistentVolumeClaim>(&tenant, "-data").is_some(),
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-data")
+            .is_some(),
         "deletionPolicy Retain keeps the old volume"
     );
     operator.pods_ready(&tenant, 1);
@@ -120,7 +148,11 @@ async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
     operator.double.clear_log();
     operator.nudge(&tenant, "settled");
     operator.quiet().await;
-    assert_eq!(operator.double.count_writes_excluding_events(), 0, "settled");
+    assert_eq!(
+        operator.double.count_writes_excluding_events(),
+        0,
+        "settled"
+    );
     operator.shutdown().await;
 }
 
@@ -144,7 +176,10 @@ async fn a_failed_copy_leaves_the_tenant_writable_on_its_old_database_until_retr
             (c.reason == "CopyFailed").then_some(c.message)
         })
         .await;
-    assert!(message.contains("step copy") && message.contains(&failed), "{message}");
+    assert!(
+        message.contains("step copy") && message.contains(&failed),
+        "{message}"
+    );
     let stored = operator.tenant(&tenant);
     let status = stored.status.expect("status");
     assert_ne!(status.phase, Some(Phase::Migrating));
@@ -184,7 +219,12 @@ async fn a_failed_copy_leaves_the_tenant_writable_on_its_old_database_until_retr
                 .then_some(())
         })
         .await;
-    assert!(operator.double.get_object::<Job>("crm-tenants", &failed).is_none());
+    assert!(
+        operator
+            .double
+            .get_object::<Job>("crm-tenants", &failed)
+            .is_none()
+    );
     operator.shutdown().await;
 }
 
@@ -200,12 +240,20 @@ async fn backups_run_on_schedule_report_their_outcome_and_go_with_the_spec() {
     let cron: CronJob = operator.get(&tenant, "-backup").expect("the CronJob");
     let spec = cron.spec.clone().expect("spec");
     assert_eq!(spec.schedule, "15 3 * * *");
-    let pod = spec.job_template.spec.and_then(|s| s.template.spec).expect("pod");
+    let pod = spec
+        .job_template
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod");
     assert_eq!(
         pod.containers[0].args.clone().unwrap_or_default(),
         ["backup", "--dir", "/backups", "--retain", "14"]
     );
-    assert!(operator.get::<PersistentVolumeClaim>(&tenant, "-backups").is_some());
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-backups")
+            .is_some()
+    );
 
     // The CronJob's last success, and a failed Job of its own.
     assert!(operator.double.set_status::<CronJob>(
@@ -232,18 +280,25 @@ async fn backups_run_on_schedule_report_their_outcome_and_go_with_the_spec() {
             (backup.last_success.is_some() && backup.last_failure.is_some()).then_some(backup)
         })
         .await;
-    assert_eq!(backup.last_failed_job.as_deref(), Some("tailspin-backup-29400195"));
+    assert_eq!(
+        backup.last_failed_job.as_deref(),
+        Some("tailspin-backup-29400195")
+    );
 
     operator
         .patch(&tenant, json!({ "spec": { "backup": null } }))
         .await;
     operator
         .eventually("the CronJob pruned", |op| {
-            op.get::<CronJob>(&tenant, "-backup").is_none().then_some(())
+            op.get::<CronJob>(&tenant, "-backup")
+                .is_none()
+                .then_some(())
         })
         .await;
     assert!(
-        operator.get::<PersistentVolumeClaim>(&tenant, "-backups").is_some(),
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-backups")
+            .is_some(),
         "deletionPolicy Retain keeps the backups"
     );
     operator
@@ -268,10 +323,18 @@ async fn a_restore_annotation_restores_read_only_and_is_done_once() {
         .await;
     operator.phase(&tenant, Phase::Restoring).await;
     let name = operator.transfer(&tenant, "restore", true).await;
-    let job: Job = operator.double.get_object("crm-tenants", &name).expect("Job");
+    let job: Job = operator
+        .double
+        .get_object("crm-tenants", &name)
+        .expect("Job");
     assert_eq!(
         args(&job),
-        ["restore", "--from", &format!("/backups/{backup}"), "--replace"]
+        [
+            "restore",
+            "--from",
+            &format!("/backups/{backup}"),
+            "--replace"
+        ]
     );
     operator.read_only(&tenant, false).await;
     operator

@@ -14,8 +14,8 @@ use super::job::{BACKUP_DIR, data_pod};
 use super::metadata;
 use super::secret::URL;
 use crate::labels::{self, Component};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::validate::{DatabaseTarget, Tenant, fit};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Kubernetes limits a CronJob's name to 52 characters, leaving room for
 /// the suffix of the Jobs it creates.
@@ -120,9 +120,17 @@ mod tests {
         assert_eq!(spec.schedule, "15 3 * * *");
         assert_eq!(spec.time_zone.as_deref(), Some("Etc/UTC"));
         assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
-        let labels = spec.job_template.metadata.and_then(|m| m.labels).expect("labels");
+        let labels = spec
+            .job_template
+            .metadata
+            .and_then(|m| m.labels)
+            .expect("labels");
         assert_eq!(labels["app.kubernetes.io/managed-by"], "crm-operator");
-        let pod = spec.job_template.spec.and_then(|s| s.template.spec).expect("pod");
+        let pod = spec
+            .job_template
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod");
         let container = &pod.containers[0];
         assert_eq!(
             container.args.clone().unwrap_or_default(),
@@ -138,7 +146,10 @@ mod tests {
         assert_eq!(claims, ["acme-backups"]);
         let volume = crate::build::volume::backup_volume(&backed_up()).expect("volume");
         assert_eq!(volume.metadata.name.as_deref(), Some("acme-backups"));
-        assert_eq!(volume.metadata.owner_references, None, "Retain keeps backups");
+        assert_eq!(
+            volume.metadata.owner_references, None,
+            "Retain keeps backups"
+        );
     }
 
     #[test]

@@ -43,8 +43,7 @@ pub fn transfer_job(tenant: &Tenant) -> Option<Job> {
         return None;
     }
     let serving = tenant.serving();
-    let (args, env, databases): (Vec<String>, Vec<EnvVar>, Vec<&Database>) = match &transfer.kind
-    {
+    let (args, env, databases): (Vec<String>, Vec<EnvVar>, Vec<&Database>) = match &transfer.kind {
         TransferKind::Migrate { from } => (
             vec!["copy".into(), "--replace".into()],
             vec![
@@ -66,11 +65,8 @@ pub fn transfer_job(tenant: &Tenant) -> Option<Job> {
     };
     let backups = matches!(transfer.kind, TransferKind::Restore { .. });
     // The server pods hold the Embedded volume while they run.
-    let beside_server =
-        !tenant.suspend && serving.database.mode == DatabaseTarget::Embedded;
-    let embedded = databases
-        .iter()
-        .any(|d| d.mode == DatabaseTarget::Embedded);
+    let beside_server = !tenant.suspend && serving.database.mode == DatabaseTarget::Embedded;
+    let embedded = databases.iter().any(|d| d.mode == DatabaseTarget::Embedded);
     let pod = data_pod(tenant, args, env, embedded, backups, beside_server);
     Some(Job {
         metadata: metadata(tenant, transfer.job.clone(), Component::Data),
@@ -233,15 +229,27 @@ mod tests {
         let pod = pod(&job);
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         let container = &pod.containers[0];
-        assert_eq!(container.args, Some(vec!["copy".into(), "--replace".into()]));
-        assert_eq!(container.image.as_deref(), Some("crm-tenancy/crm-server:0.1.0"));
+        assert_eq!(
+            container.args,
+            Some(vec!["copy".into(), "--replace".into()])
+        );
+        assert_eq!(
+            container.image.as_deref(),
+            Some("crm-tenancy/crm-server:0.1.0")
+        );
         let env = container.env.clone().expect("env");
         assert_eq!(
             env[0].value.as_deref(),
             Some("sqlite:///var/lib/crm/crm.db?mode=rwc")
         );
-        let to = env[1].value_from.as_ref().and_then(|v| v.secret_key_ref.clone());
-        assert_eq!(to.map(|k| (k.name, k.key)), Some(("acme-db".into(), "url".into())));
+        let to = env[1]
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.clone());
+        assert_eq!(
+            to.map(|k| (k.name, k.key)),
+            Some(("acme-db".into(), "url".into()))
+        );
         let claims: Vec<_> = pod
             .volumes
             .iter()
@@ -256,7 +264,10 @@ mod tests {
             .expect("required")[0];
         assert_eq!(term.topology_key, "kubernetes.io/hostname");
         // Labelled apart from the servers, so the Service never sends it traffic.
-        let labels = job.spec.and_then(|s| s.template.metadata?.labels).expect("labels");
+        let labels = job
+            .spec
+            .and_then(|s| s.template.metadata?.labels)
+            .expect("labels");
         assert_eq!(labels["app.kubernetes.io/component"], "data");
     }
 
@@ -339,9 +350,13 @@ mod tests {
             .containers[0];
         let env = container.env.clone().expect("env");
         assert!(env.iter().any(|e| e.name == "CRM_READ_ONLY"));
-        assert!(!env.iter().any(|e| e.name == "DATABASE_URL"), "SQLite, from the ConfigMap");
+        assert!(
+            !env.iter().any(|e| e.name == "DATABASE_URL"),
+            "SQLite, from the ConfigMap"
+        );
         assert!(desired.data_volume.is_some() && desired.database_statefulset.is_some());
-        let switched = crate::build::build(&moving(TransferState::Succeeded), &fixture::credentials());
+        let switched =
+            crate::build::build(&moving(TransferState::Succeeded), &fixture::credentials());
         let env = switched
             .deployment
             .spec

@@ -161,7 +161,10 @@ pub fn build(tenant: &Tenant, credentials: &Credentials) -> Desired {
     let hash = config_map::config_hash(&serving, &config_map, credentials);
     let mut network_policies = network_policy::network_policies(&serving);
     for policy in network_policy::network_policies(tenant) {
-        if !network_policies.iter().any(|p| p.metadata.name == policy.metadata.name) {
+        if !network_policies
+            .iter()
+            .any(|p| p.metadata.name == policy.metadata.name)
+        {
             network_policies.push(policy);
         }
     }

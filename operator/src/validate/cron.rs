@@ -50,8 +50,7 @@ pub fn check(schedule: &str) -> Result<(), String> {
     }
     for (text, (what, min, max, names)) in fields.iter().zip(FIELDS) {
         for part in text.split(',') {
-            part_ok(part, min, max, names)
-                .map_err(|e| format!("{what} field {text:?}: {e}"))?;
+            part_ok(part, min, max, names).map_err(|e| format!("{what} field {text:?}: {e}"))?;
         }
     }
     Ok(())

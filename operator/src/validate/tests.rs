@@ -212,7 +212,11 @@ fn hosts_are_dns_names_of_two_labels_or_more() {
     }
 }
 
-fn running(spec: serde_json::Value, status: serde_json::Value, annotations: serde_json::Value) -> CrmTenant {
+fn running(
+    spec: serde_json::Value,
+    status: serde_json::Value,
+    annotations: serde_json::Value,
+) -> CrmTenant {
     let mut t = tenant(spec);
     t.status = Some(serde_json::from_value(status).expect("status"));
     t.metadata.annotations = serde_json::from_value(annotations).expect("annotations");
@@ -226,7 +230,11 @@ fn a_database_other_than_the_one_in_use_is_moved_to_once_per_request() {
     let none = json!({});
     let moving = validate(&running(spec.clone(), on("Embedded"), none.clone())).expect("valid");
     let transfer = moving.transfer.clone().expect("a move");
-    assert!(transfer.job.starts_with("acme-migrate-"), "{}", transfer.job);
+    assert!(
+        transfer.job.starts_with("acme-migrate-"),
+        "{}",
+        transfer.job
+    );
     assert_eq!(transfer.state, TransferState::Preparing);
     assert_eq!(moving.serving().database.mode, DatabaseTarget::Embedded);
     assert_eq!(moving.database.mode.mode(), DatabaseMode::Managed);
@@ -255,8 +263,14 @@ fn a_restore_is_asked_for_by_name_and_done_once() {
         .transfer
         .expect("a restore");
     assert!(restore.job.starts_with("acme-restore-"));
-    let done = json!({ "database": { "mode": "Embedded" }, "restored": "crm-20261130T101500.000Z" });
-    assert_eq!(validate(&running(spec.clone(), done, asked.clone())).expect("valid").transfer, None);
+    let done =
+        json!({ "database": { "mode": "Embedded" }, "restored": "crm-20261130T101500.000Z" });
+    assert_eq!(
+        validate(&running(spec.clone(), done, asked.clone()))
+            .expect("valid")
+            .transfer,
+        None
+    );
 
     let bad = json!({ "crm.tenancy.dev/restore": "../etc" });
     match validate(&running(spec, on.clone(), bad)) {

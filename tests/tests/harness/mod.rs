@@ -296,9 +296,9 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
         )*};
     }
     use crm_operator::gateway_api::HttpRoute;
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
     use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
     use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-    use k8s_openapi::api::batch::v1::{CronJob, Job};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     kinds!(
         ServiceAccount,
@@ -373,7 +373,11 @@ impl Operator {
         let (type_, reason, message) = if succeeded {
             ("Complete", "Completed", "Job completed")
         } else {
-            ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+            (
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
         };
         let status = json!({
             "conditions": [{
@@ -431,7 +435,16 @@ pub fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
 
 /// Whether the first container reads `DATABASE_URL` from a Secret.
 pub fn url_from_secret(deployment: &Deployment) -> Option<String> {
-    let env = deployment.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.env.clone()?;
+    let env = deployment
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .env
+        .clone()?;
     let var = env.into_iter().find(|e| e.name == "DATABASE_URL")?;
     let key = var.value_from?.secret_key_ref?;
     Some(format!("{}/{}", key.name, key.key))

@@ -313,7 +313,9 @@ impl Operator {
         let generation = self
             .eventually("a read-only Deployment", |op| {
                 let d = op.get::<Deployment>(tenant, "")?;
-                let env = d.spec.as_ref()?.template.spec.as_ref()?.containers[0].env.clone()?;
+                let env = d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+                    .env
+                    .clone()?;
                 env.iter()
                     .any(|e| e.name == "CRM_READ_ONLY")
                     .then_some(d.metadata.generation)
@@ -323,9 +325,16 @@ impl Operator {
             "updatedReplicas": 1, "observedGeneration": generation });
         assert!(self.double.set_status::<Deployment>(&ns, &name, counts));
         let postgres = format!("{name}-postgres");
-        if self.double.get_object::<StatefulSet>(&ns, &postgres).is_some() {
+        if self
+            .double
+            .get_object::<StatefulSet>(&ns, &postgres)
+            .is_some()
+        {
             let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1 });
-            assert!(self.double.set_status::<StatefulSet>(&ns, &postgres, counts));
+            assert!(
+                self.double
+                    .set_status::<StatefulSet>(&ns, &postgres, counts)
+            );
         }
         let start = format!("{name}-migrate-");
         let job = self
