@@ -8,11 +8,13 @@
 //! `crmtenant.yaml`; a test fails when the two drift apart.
 #![forbid(unsafe_code)]
 
+mod backup;
 mod expose;
 mod quantity;
 mod spec;
 mod status;
 
+pub use backup::{BackupSpec, BackupStatus};
 pub use expose::{
     ExposeSpec, GatewayExposeSpec, IngressExposeSpec, IssuerKind, IssuerRef, TlsSpec,
 };
@@ -22,7 +24,7 @@ pub use spec::{
     ExternalDatabaseSpec, HostSpec, LoadSpec, ManagedDatabaseSpec, Module, PerformanceSpec,
     ReplicasSpec, ResourcesSpec, SecretKeyRef, ServerSpec, SharedDatabaseSpec, Tier, defaults,
 };
-pub use status::{CrmTenantStatus, Phase, Sizing};
+pub use status::{CrmTenantStatus, DatabaseInUse, Phase, Sizing};
 
 use kube::CustomResourceExt;
 
@@ -53,6 +55,11 @@ pub mod condition {
     pub const STALLED: &str = "Stalled";
     /// Writes to the tenant are paused by annotation.
     pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
+    /// The last move of the data to a new database failed; the tenant runs
+    /// on the old one.
+    pub const MIGRATION_FAILED: &str = "MigrationFailed";
+    /// The last restore of a backup failed; the database is as it was.
+    pub const RESTORE_FAILED: &str = "RestoreFailed";
 }
 
 /// Annotations users set on a tenant.
@@ -65,6 +72,11 @@ pub mod annotation {
     pub const ROTATE_DATABASE_CREDENTIALS: &str = "crm.tenancy.dev/rotate-database-credentials";
     /// Releases the Shared-database finalizer without cleanup.
     pub const SKIP_DATABASE_CLEANUP: &str = "crm.tenancy.dev/skip-database-cleanup";
+    /// Any new value runs a failed move of the data to a new database again.
+    pub const RETRY_MIGRATION: &str = "crm.tenancy.dev/retry-migration";
+    /// The name of a backup (`crm-20261130T101500.000Z`) to restore into the
+    /// tenant's database.
+    pub const RESTORE: &str = "crm.tenancy.dev/restore";
 }
 
 /// The CRD as YAML, exactly as checked in under `crds/`.

@@ -77,6 +77,10 @@ pub struct CrmTenantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseSpec>,
 
+    /// Scheduled backups of the tenant's data onto a volume of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::BackupSpec>,
+
     /// The CRM server: image, enabled modules, extra environment, allowed clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerSpec>,

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CrmTenantStatus {
-    /// Lifecycle phase: Pending, Provisioning, Ready, Degraded, Suspended or Deleting.
+    /// Lifecycle phase: Pending, Provisioning, Ready, Degraded, Suspended,
+    /// Migrating, Restoring or Deleting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
 
@@ -64,6 +65,35 @@ pub struct CrmTenantStatus {
     /// absent the tenant keeps this mode, whatever its tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_mode: Option<crate::DatabaseMode>,
+
+    /// The database the CRM server uses: during a move to another
+    /// database (phase Migrating), the one moved from, until the copy is
+    /// verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseInUse>,
+
+    /// The backup last restored into the tenant's database
+    /// (`crm.tenancy.dev/restore`), once verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
+
+    /// Scheduled backups: the last success and the last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::BackupStatus>,
+}
+
+/// Which database a tenant's data is in; never a secret value.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseInUse {
+    /// The mode.
+    pub mode: crate::DatabaseMode,
+    /// Shared: the shared server's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// External: the Secret and key holding the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<crate::SecretKeyRef>,
 }
 
 /// Lifecycle phase of a tenant.
@@ -81,6 +111,10 @@ pub enum Phase {
     Suspended,
     /// Being deleted; waiting for cleanup.
     Deleting,
+    /// Read-only while the data moves to the database the spec names.
+    Migrating,
+    /// Read-only while a backup is restored into the database.
+    Restoring,
 }
 
 /// The capacity model's figures (see the operator's MODEL.md).

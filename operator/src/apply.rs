@@ -13,11 +13,9 @@
 //! object desired is the one applied (see [`crate::ledger`]).
 
 use std::fmt::Debug;
-use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
@@ -66,6 +64,9 @@ pub async fn apply_all(
         database_service,
         ingress,
         http_route,
+        backup_cron_job,
+        backup_volume,
+        transfer_job,
     } = desired;
     let mut run = Run {
         client,
@@ -79,7 +80,7 @@ pub async fn apply_all(
     run.all(&stores.secrets, database_secret.iter()).await?;
     run.one(&stores.config_maps, config_map).await?;
     if let Some(volume) = data_volume {
-        run.volume(&stores.volumes, volume).await?;
+        run.once(&stores.volumes, volume).await?;
     }
     run.all(&stores.services, database_service.iter()).await?;
     run.all(&stores.statefulsets, database_statefulset.iter())
@@ -100,6 +101,13 @@ pub async fn apply_all(
             });
         }
         run.one(&stores.http_routes, route).await?;
+    }
+    if let Some(volume) = backup_volume {
+        run.once(&stores.volumes, volume).await?;
+    }
+    run.all(&stores.cron_jobs, backup_cron_job.iter()).await?;
+    if let Some(job) = transfer_job {
+        run.once(&stores.jobs, job).await?;
     }
 
     // Prune after applying, so a replacement exists before its predecessor
@@ -158,10 +166,10 @@ impl Run<'_> {
             return Ok(());
         }
         let base = self.tenant.capacity.sizing.min_replicas;
-        let live = match live {
+        let live = match live.and_then(|live| live.to_object().ok()) {
             Some(live) => live,
-            // Not in the cache: read it, since a count the autoscaler set
-            // must never be replaced by a creation's.
+            // Not in the cache (or not readable there): read it, since a
+            // count the autoscaler set must never be replaced by a creation's.
             None => match self
                 .api::<Deployment>()
                 .get_opt(&object.name_any())
@@ -171,7 +179,7 @@ impl Run<'_> {
                     name: object.name_any(),
                     source,
                 })? {
-                Some(fetched) => Arc::new(Compact::new(fetched)),
+                Some(fetched) => fetched,
                 None => {
                     // A new Deployment the autoscaler will own starts at the
                     // autoscaler's floor, not at the API server's default of
@@ -225,18 +233,16 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Volume claims are created once: their spec is immutable but for growth,
-    /// so only their metadata is watched and an existing claim is left alone.
-    async fn volume(
-        &mut self,
-        store: &Store<Compact<PersistentVolumeClaim>>,
-        volume: &PersistentVolumeClaim,
-    ) -> Result<()> {
-        let at = ObjectRef::new(&volume.name_any()).within(&self.tenant.namespace);
-        if store.get(&at).is_some() || self.ledger.pending(volume) {
+    /// Applies `object` only if it does not exist yet. Volume claims: their
+    /// spec is immutable but for growth, so an existing claim is left
+    /// alone. Jobs: their pod template is immutable, and a Job that ran is
+    /// a record of what it did, never changed afterwards.
+    async fn once<K: Child>(&mut self, store: &Store<Compact<K>>, object: &K) -> Result<()> {
+        let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
+        if store.get(&at).is_some() || self.ledger.pending(object) {
             return Ok(());
         }
-        self.apply(volume, || store.get(&at)?.resource_version())
+        self.apply(object, || store.get(&at)?.resource_version())
             .await
     }
 

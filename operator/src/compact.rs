@@ -3,22 +3,20 @@
 //!
 //! ```text
 //!  watch event ─► K (typed, whole) ─► Compact<K>
-//!                                      ├─ metadata: identity only (name, namespace,
-//!                                      │  uid, resourceVersion, generation, owners,
-//!                                      │  deletion; managedFields where a kind needs them)
-//!                                      ├─ body: JSON of the rest but status, with the
-//!                                      │  metadata but identity (labels, annotations,
-//!                                      │  owners, …)
-//!                                      └─ counts: the replica figures status reads
+//!                     trim (per kind:  ├─ metadata: identity only (name, namespace,
+//!                     managed fields,  │  uid, resourceVersion, generation, owners,
+//!                     unread status)   │  deletion; managedFields where a kind needs them)
+//!                                      └─ body: JSON of the rest (spec, data, the status
+//!                                         that is read, labels, annotations, owners, …)
 //! ```
 //!
 //! A typed Deployment or StatefulSet holds its pod template in structs
 //! whose absent fields still take their full size, so a cached object
 //! costs several times its JSON (`cache-size` in `bench/` prints both).
-//! Reconciles compare the desired object with the body (parsed on demand,
-//! one tenant at a time), and status reads the counts, so nothing the
-//! operator uses is lost; labels and annotations are read from the body,
-//! never from [`Resource::meta`].
+//! Reconciles compare the desired object with the body and read what they
+//! need of a live object through [`Compact::to_object`], both parsed on
+//! demand, one tenant at a time; labels and annotations are in the body,
+//! never in [`Resource::meta`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -26,6 +24,7 @@ use std::marker::PhantomData;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
@@ -39,55 +38,65 @@ use serde_json::{Map, Value, json};
 
 use crate::gateway_api::HttpRoute;
 
-/// The replica figures of a workload, the only part of a status read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// `spec.replicas`.
-    pub replicas: Option<i32>,
-    /// `status.readyReplicas`.
-    pub ready: Option<i32>,
-    /// `status.availableReplicas`.
-    pub available: Option<i32>,
-}
-
-/// A kind a cache keeps compact: how its metadata is trimmed and which
-/// counts it has.
+/// A kind a cache keeps compact, and what of it the cache drops.
 pub trait Compactable:
     Resource<DynamicType = ()> + Serialize + DeserializeOwned + Send + Sync + 'static
 {
-    /// Drops what of `metadata` is never compared: all managed fields,
-    /// unless the kind needs to know who owns something.
-    fn trim(metadata: &mut ObjectMeta) {
-        metadata.managed_fields = None;
-    }
-
-    /// The replica figures, for workloads.
-    fn counts(&self) -> Counts {
-        Counts::default()
-    }
+    /// Drops what no reconcile reads.
+    fn trim(&mut self);
 }
 
-macro_rules! compactable {
-    ($($kind:ty),*) => {$(impl Compactable for $kind {})*};
+/// Kinds of which only the managed fields go: they have no status.
+macro_rules! drop_managed_fields {
+    ($($kind:ty),*) => {$(
+        impl Compactable for $kind {
+            fn trim(&mut self) {
+                self.meta_mut().managed_fields = None;
+            }
+        }
+    )*};
 }
 
-compactable!(
-    ServiceAccount,
-    Secret,
-    ConfigMap,
+drop_managed_fields!(ServiceAccount, Secret, ConfigMap, NetworkPolicy, HttpRoute);
+
+/// Kinds whose status no reconcile reads.
+macro_rules! drop_managed_fields_and_status {
+    ($($kind:ty),*) => {$(
+        impl Compactable for $kind {
+            fn trim(&mut self) {
+                self.meta_mut().managed_fields = None;
+                self.status = None;
+            }
+        }
+    )*};
+}
+
+drop_managed_fields_and_status!(
     Service,
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
-    NetworkPolicy,
     Ingress,
-    HttpRoute,
     PersistentVolumeClaim
 );
 
-/// A Deployment keeps who owns `spec.replicas` (see `crate::ownership`).
+/// Kinds whose status tells how a backup, move or restore went.
+macro_rules! drop_managed_fields_keep_status {
+    ($($kind:ty),*) => {$(
+        impl Compactable for $kind {
+            fn trim(&mut self) {
+                self.meta_mut().managed_fields = None;
+            }
+        }
+    )*};
+}
+
+drop_managed_fields_keep_status!(Job, CronJob);
+
+/// A Deployment keeps who owns `spec.replicas` (see `crate::ownership`) and
+/// its status but the conditions: the replica counts are read.
 impl Compactable for Deployment {
-    fn trim(metadata: &mut ObjectMeta) {
-        let fields = metadata.managed_fields.get_or_insert_default();
+    fn trim(&mut self) {
+        let fields = self.meta_mut().managed_fields.get_or_insert_default();
         fields.retain(includes_replicas);
         for entry in fields.iter_mut() {
             entry.fields_v1 = Some(FieldsV1(json!({"f:spec": {"f:replicas": {}}})));
@@ -95,25 +104,17 @@ impl Compactable for Deployment {
             entry.api_version = None;
             entry.fields_type = None;
         }
-    }
-
-    fn counts(&self) -> Counts {
-        let status = self.status.as_ref();
-        Counts {
-            replicas: self.spec.as_ref().and_then(|s| s.replicas),
-            ready: status.and_then(|s| s.ready_replicas),
-            available: status.and_then(|s| s.available_replicas),
+        if let Some(status) = self.status.as_mut() {
+            status.conditions = None;
         }
     }
 }
 
 impl Compactable for StatefulSet {
-    fn counts(&self) -> Counts {
-        let status = self.status.as_ref();
-        Counts {
-            replicas: self.spec.as_ref().and_then(|s| s.replicas),
-            ready: status.and_then(|s| s.ready_replicas),
-            available: status.and_then(|s| s.available_replicas),
+    fn trim(&mut self) {
+        self.meta_mut().managed_fields = None;
+        if let Some(status) = self.status.as_mut() {
+            status.conditions = None;
         }
     }
 }
@@ -131,56 +132,47 @@ pub fn includes_replicas(entry: &ManagedFieldsEntry) -> bool {
 pub struct Compact<K> {
     metadata: ObjectMeta,
     body: Box<str>,
-    counts: Counts,
     kind: PhantomData<fn() -> K>,
 }
 
 impl<K: Compactable> Compact<K> {
     /// The compact form of `object`.
     pub fn new(mut object: K) -> Self {
-        let counts = object.counts();
-        let mut whole = std::mem::take(object.meta_mut());
-        let mut metadata = ObjectMeta {
+        object.trim();
+        let whole = object.meta_mut();
+        let metadata = ObjectMeta {
             name: whole.name.clone(),
             namespace: whole.namespace.clone(),
             uid: whole.uid.take(),
             resource_version: whole.resource_version.take(),
-            generation: whole.generation,
+            generation: whole.generation.take(),
             // Also in the body, where the desired object's are compared.
             owner_references: whole.owner_references.clone(),
             deletion_timestamp: whole.deletion_timestamp.take(),
             managed_fields: whole.managed_fields.take(),
             ..ObjectMeta::default()
         };
-        K::trim(&mut metadata);
-        *object.meta_mut() = whole;
         let mut fields = match serde_json::to_value(&object) {
             Ok(Value::Object(fields)) => fields,
             _ => Map::new(),
         };
-        for key in ["apiVersion", "kind", "status"] {
+        for key in ["apiVersion", "kind"] {
             fields.remove(key);
         }
         Self {
             metadata,
             body: Value::Object(fields).to_string().into_boxed_str(),
-            counts,
             kind: PhantomData,
         }
     }
 
-    /// The replica figures the object had.
-    pub fn counts(&self) -> Counts {
-        self.counts
-    }
-
-    /// The object but its status, `apiVersion`, `kind` and the metadata
-    /// kept typed (owners, versions, managed fields), as JSON.
+    /// The object but `apiVersion`, `kind` and the metadata kept typed
+    /// (versions, managed fields, deletion), as JSON.
     pub fn body(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 
-    /// The object again, without its status and managed fields.
+    /// The object again, as trimmed.
     pub fn to_object(&self) -> serde_json::Result<K> {
         let mut fields = match self.body() {
             Value::Object(fields) => fields,
@@ -196,6 +188,8 @@ impl<K: Compactable> Compact<K> {
         meta.generation = self.metadata.generation;
         meta.deletion_timestamp
             .clone_from(&self.metadata.deletion_timestamp);
+        meta.managed_fields
+            .clone_from(&self.metadata.managed_fields);
         Ok(object)
     }
 }
@@ -211,7 +205,6 @@ impl<K> Clone for Compact<K> {
         Self {
             metadata: self.metadata.clone(),
             body: self.body.clone(),
-            counts: self.counts,
             kind: PhantomData,
         }
     }

@@ -60,6 +60,9 @@ pub async fn publish_changes(
         )
         .await;
     }
+    for (reason, type_, note) in transfer_changes(previous, new) {
+        publish(tenant, context, type_, reason, &note).await;
+    }
     if previous.and_then(|s| s.phase) == Some(Phase::Degraded) && new.phase != Some(Phase::Degraded)
     {
         publish(
@@ -71,6 +74,67 @@ pub async fn publish_changes(
         )
         .await;
     }
+}
+
+/// A move or restore that started, succeeded or failed, from two statuses.
+fn transfer_changes(
+    previous: Option<&CrmTenantStatus>,
+    new: &CrmTenantStatus,
+) -> Vec<(&'static str, EventType, String)> {
+    let mut events = Vec::new();
+    let phase = |s: Option<&CrmTenantStatus>| s.and_then(|s| s.phase);
+    for (entered, reason, note) in [
+        (
+            Phase::Migrating,
+            "MigrationStarted",
+            "read-only: the data moves to the database the spec names",
+        ),
+        (
+            Phase::Restoring,
+            "RestoreStarted",
+            "read-only: a backup is restored",
+        ),
+    ] {
+        if phase(Some(new)) == Some(entered) && phase(previous) != Some(entered) {
+            events.push((reason, EventType::Normal, note.to_owned()));
+        }
+    }
+    if let (Some(old), Some(now)) = (
+        previous.and_then(|p| p.database.as_ref()),
+        new.database.as_ref(),
+    ) && old != now
+    {
+        let note = format!(
+            "data moved from {:?} to {:?} and verified; the pods use the new database, writable",
+            old.mode, now.mode
+        );
+        events.push(("Migrated", EventType::Normal, note));
+    }
+    if new.restored.is_some() && previous.and_then(|p| p.restored.as_ref()) != new.restored.as_ref()
+    {
+        let note = format!(
+            "{} restored and verified; writable again",
+            new.restored.as_deref().unwrap_or_default()
+        );
+        events.push(("Restored", EventType::Normal, note));
+    }
+    for type_ in [
+        crm_crds::condition::MIGRATION_FAILED,
+        crm_crds::condition::RESTORE_FAILED,
+    ] {
+        let failed = |s: Option<&CrmTenantStatus>| {
+            s.into_iter()
+                .flat_map(|s| &s.conditions)
+                .find(|c| c.type_ == type_ && c.status == "True")
+                .map(|c| c.message.clone())
+        };
+        if let Some(message) = failed(Some(new))
+            && failed(previous).is_none()
+        {
+            events.push((type_, EventType::Warning, message));
+        }
+    }
+    events
 }
 
 /// Publishes an Event about the tenant; a failure to publish is only logged.

@@ -19,6 +19,7 @@ use std::fmt::Debug;
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
@@ -174,6 +175,9 @@ children! {
     ingresses: Ingress, Holds::Config;
     http_routes: HttpRoute, Holds::Config;
     statefulsets: StatefulSet, Holds::Config;
+    // Their status tells how a backup, move or restore went.
+    cron_jobs: CronJob, Holds::Config;
+    jobs: Job, Holds::Config;
     volumes: PersistentVolumeClaim, Holds::Data;
 }
 

@@ -32,6 +32,8 @@ pub enum Component {
     Server,
     /// The Managed PostgreSQL database.
     Database,
+    /// What moves the data: backup, copy and restore Jobs.
+    Data,
 }
 
 impl Component {
@@ -40,6 +42,7 @@ impl Component {
         match self {
             Component::Server => "crm-server",
             Component::Database => "postgres",
+            Component::Data => "crm-server",
         }
     }
 
@@ -48,6 +51,7 @@ impl Component {
         match self {
             Component::Server => "server",
             Component::Database => "database",
+            Component::Data => "data",
         }
     }
 }

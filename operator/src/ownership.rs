@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::compact::{Compact, includes_replicas};
+use crate::compact::includes_replicas;
 use crate::labels::FIELD_MANAGER;
 
 /// Annotation on every applied child: a digest of the configuration applied.
@@ -74,11 +74,7 @@ pub fn with_replicas(desired: &Deployment, replicas: i32) -> Deployment {
 /// `desired` leaves `spec.replicas` to the HPA while the live object still
 /// has it as ours. The count is the current one, never below `base` (the
 /// model's base count; a suspended tenant comes back at it).
-pub fn handover(
-    desired: &Deployment,
-    live: Option<&Compact<Deployment>>,
-    base: i32,
-) -> Option<i32> {
+pub fn handover(desired: &Deployment, live: Option<&Deployment>, base: i32) -> Option<i32> {
     if desired.spec.as_ref().and_then(|s| s.replicas).is_some() {
         return None;
     }
@@ -86,7 +82,7 @@ pub fn handover(
     if !owns_replicas(live, FIELD_MANAGER) {
         return None;
     }
-    let current = live.counts().replicas.unwrap_or(1);
+    let current = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     Some(current.max(base))
 }
 
@@ -152,26 +148,22 @@ mod tests {
         assert_eq!(digest(&with), digest(&with.clone()));
     }
 
-    fn cached(replicas: Option<i32>, owners: &[(&str, &str)]) -> Compact<Deployment> {
-        Compact::new(deployment(replicas, owners))
-    }
-
     #[test]
     fn replicas_we_own_are_handed_over_at_the_current_count_never_below_base() {
         let desired = deployment(None, &[]);
-        let live = cached(Some(7), &[(FIELD_MANAGER, "Apply")]);
+        let live = deployment(Some(7), &[(FIELD_MANAGER, "Apply")]);
         assert_eq!(handover(&desired, Some(&live), 3), Some(7));
-        let suspended = cached(Some(0), &[(FIELD_MANAGER, "Apply")]);
+        let suspended = deployment(Some(0), &[(FIELD_MANAGER, "Apply")]);
         assert_eq!(handover(&desired, Some(&suspended), 3), Some(3));
     }
 
     #[test]
     fn nothing_is_handed_over_that_the_hpa_owns_or_that_we_keep() {
         let desired = deployment(None, &[]);
-        let hpa = cached(Some(5), &[("kube-controller-manager", "Update")]);
+        let hpa = deployment(Some(5), &[("kube-controller-manager", "Update")]);
         assert_eq!(handover(&desired, Some(&hpa), 3), None);
         assert_eq!(handover(&desired, None, 3), None);
-        let ours = cached(Some(7), &[(FIELD_MANAGER, "Apply")]);
+        let ours = deployment(Some(7), &[(FIELD_MANAGER, "Apply")]);
         assert_eq!(handover(&deployment(Some(7), &[]), Some(&ours), 3), None);
     }
 
@@ -183,7 +175,7 @@ mod tests {
             fields_v1: Some(FieldsV1(json!({"f:metadata": {}}))),
             ..ManagedFieldsEntry::default()
         });
-        let live = Compact::new(live);
+        let live = crate::compact::Compact::new(live);
         assert_eq!(live.managed_fields().len(), 1);
         assert!(owns_replicas(&live, FIELD_MANAGER));
     }

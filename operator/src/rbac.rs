@@ -109,6 +109,20 @@ pub const RULES: &[Rule] = &[
         scope: Scope::Cluster,
     },
     Rule {
+        group: "batch",
+        resource: "cronjobs",
+        verbs: OWN,
+        why: "scheduled backups",
+        scope: Scope::Cluster,
+    },
+    Rule {
+        group: "batch",
+        resource: "jobs",
+        verbs: OWN,
+        why: "moves of a tenant's data to another database and restores (watched for their outcome); backup runs",
+        scope: Scope::Cluster,
+    },
+    Rule {
         group: "autoscaling",
         resource: "horizontalpodautoscalers",
         verbs: OWN,

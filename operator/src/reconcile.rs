@@ -37,6 +37,8 @@ use crate::status::{self, DatabaseState, Failure, Observed};
 use crate::validate::{self, DatabaseTarget, Tenant, ValidationError};
 use crate::{Error, Result};
 
+mod transfer;
+
 /// How often a settled tenant is looked at again without any event.
 const RESYNC: Duration = Duration::from_secs(300);
 /// How soon a converging tenant is looked at again.
@@ -95,6 +97,7 @@ async fn reconcile_tenant(
         return provision::finalize(tenant, context).await;
     }
     let validated = validated.as_ref().map_err(|e| Error::Invalid(e.clone()))?;
+    let validated = &transfer::observe(validated, context);
     let paused = paused(tenant);
     let mut applied = None;
     if !paused {
@@ -173,11 +176,11 @@ async fn resolve(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> R
         credentials::API_KEY,
         request(annotation::ROTATE_API_KEY),
     )?;
-    // Only Managed and Shared keep a password; other modes never look one up.
-    let keeps_password = matches!(
-        validated.database.mode,
-        DatabaseTarget::Managed { .. } | DatabaseTarget::Shared { .. }
-    );
+    // Only Managed and Shared keep a password; other modes never look one
+    // up. During a move, the database in use counts too.
+    let serving = validated.serving();
+    let keeps_password = build::secret::keeps_url(&validated.database)
+        || build::secret::keeps_url(&serving.database);
     let db_secret = if keeps_password {
         existing_secret(context, validated, "db").await?
     } else {
@@ -192,8 +195,19 @@ async fn resolve(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> R
         provision::add_finalizer(context, tenant).await?;
         Some(provision::provision(context, validated, server, &password.value).await?)
     } else {
-        provision::left_shared_mode(tenant, context).await?;
+        if !matches!(serving.database.mode, DatabaseTarget::Shared { .. }) {
+            provision::left_shared_mode(tenant, context).await?;
+        }
         None
+    };
+    // Moving away from a Shared database: its URL stays in `<t>-db` for
+    // the pods until the copy is verified.
+    let url_in_use = match &serving.database.mode {
+        DatabaseTarget::Shared { .. } if serving.database != validated.database => db_secret
+            .as_ref()
+            .and_then(|s| s.data.as_ref()?.get(build::secret::URL))
+            .and_then(|url| String::from_utf8(url.0.clone()).ok()),
+        _ => None,
     };
     let mut rotated = Vec::new();
     if api_key.change == Some(Change::Rotated) {
@@ -208,8 +222,10 @@ async fn resolve(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> R
         });
     }
     let connection = shared.as_ref().map(Provisioned::connection);
+    let mut credentials = credentials::credentials(&api_key, &password, connection);
+    credentials.url_in_use = url_in_use;
     Ok(Resolved {
-        credentials: credentials::credentials(&api_key, &password, connection),
+        credentials,
         rotated,
         database_rotated,
         shared,
@@ -259,10 +275,18 @@ fn observe(
         .stores
         .deployments
         .get(&ObjectRef::new(&tenant.name).within(&tenant.namespace));
-    let counts = deployment.map(|d| d.counts()).unwrap_or_default();
-    let ready_replicas = counts.ready.unwrap_or(0);
-    let available_replicas = counts.available.unwrap_or(0);
-    let desired_replicas = counts.replicas;
+    let deployment = deployment.and_then(|d| d.to_object().ok());
+    let deployment_status = deployment.as_ref().and_then(|d| d.status.as_ref());
+    let ready_replicas = deployment_status
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let available_replicas = deployment_status
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    let desired_replicas = deployment
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas);
     let shared = resolved.and_then(|r| r.shared.as_ref());
     let database = match &tenant.database.mode {
         DatabaseTarget::Shared { .. } if let Some(provisioned) = shared => DatabaseState {
@@ -279,7 +303,10 @@ fn observe(
                 .stores
                 .statefulsets
                 .get(&ObjectRef::new(&name).within(&tenant.namespace));
-            let ready = statefulset.and_then(|s| s.counts().ready).unwrap_or(0) >= 1;
+            let ready = statefulset
+                .and_then(|s| s.to_object().ok()?.status?.ready_replicas)
+                .unwrap_or(0)
+                >= 1;
             database_state(
                 ready,
                 "PostgreSQL StatefulSet ready",
@@ -303,6 +330,7 @@ fn observe(
         paused,
         deleting: false,
         credentials_rotated_at: resolved.is_some_and(|r| r.database_rotated).then(now),
+        backup: transfer::backup_status(tenant, context),
     }
 }
 

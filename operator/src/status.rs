@@ -8,7 +8,7 @@ use crm_crds::{CrmTenantStatus, Phase, condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::build;
-use crate::validate::{DatabaseTarget, Tenant};
+use crate::validate::{DatabaseTarget, Tenant, TransferKind, TransferState, in_use};
 
 /// What the reconciler saw of the tenant's running objects.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30,6 +30,8 @@ pub struct Observed {
     pub deleting: bool,
     /// The database credentials were rotated at this time by this reconcile.
     pub credentials_rotated_at: Option<Time>,
+    /// What the backup CronJob and its Jobs say, when backups are on.
+    pub backup: Option<crm_crds::BackupStatus>,
 }
 
 /// A failed reconcile, as status reports it.
@@ -109,7 +111,11 @@ pub fn status(
     };
     let minimum = minimum_replicas(tenant);
     let workload = observed.available_replicas >= minimum;
-    let ready = workload && (tenant.suspend || observed.database.ready) && observed.error.is_none();
+    let read_only = tenant.transfer.as_ref().filter(|t| t.read_only());
+    let ready = workload
+        && (tenant.suspend || observed.database.ready)
+        && observed.error.is_none()
+        && read_only.is_none();
     let phase = phase(tenant, observed, ready);
 
     conditions.set(
@@ -165,6 +171,9 @@ pub fn status(
             "no permanent error",
         ),
     }
+    if let Some((type_, reason, message)) = transfer_failure(tenant) {
+        conditions.set(type_, true, reason, &message);
+    }
     if observed.paused {
         conditions.set(
             condition::RECONCILIATION_PAUSED,
@@ -178,6 +187,7 @@ pub fn status(
     }
 
     let desired_replicas = desired_replicas(tenant, observed);
+    let serving = tenant.serving();
     CrmTenantStatus {
         phase: Some(phase),
         observed_generation: tenant.generation,
@@ -193,8 +203,53 @@ pub fn status(
             .credentials_rotated_at
             .clone()
             .or_else(|| previous.and_then(|p| p.database_credentials_rotated_at.clone())),
-        database_mode: Some(tenant.database.mode.mode()),
+        database_mode: Some(serving.database.mode.mode()),
+        database: Some(in_use(&serving.database)),
+        restored: restored(tenant).or_else(|| previous.and_then(|p| p.restored.clone())),
+        backup: observed.backup.clone(),
     }
+}
+
+/// The backup a restore just verified.
+fn restored(tenant: &Tenant) -> Option<String> {
+    let transfer = tenant.transfer.as_ref()?;
+    match &transfer.kind {
+        TransferKind::Restore { backup } if transfer.state == TransferState::Succeeded => {
+            Some(backup.clone())
+        }
+        _ => None,
+    }
+}
+
+/// `MigrationFailed` or `RestoreFailed`, naming the step that failed, while
+/// the failed Job stands.
+fn transfer_failure(tenant: &Tenant) -> Option<(&'static str, &'static str, String)> {
+    let transfer = tenant.transfer.as_ref()?;
+    let TransferState::Failed { message } = &transfer.state else {
+        return None;
+    };
+    let retry = crm_crds::annotation::RETRY_MIGRATION;
+    Some(match &transfer.kind {
+        TransferKind::Migrate { from } => (
+            condition::MIGRATION_FAILED,
+            "CopyFailed",
+            format!(
+                "step copy (Job {}): {message}; the tenant runs on its {} database, writable; \
+                 set the annotation {retry} to a new value to try again",
+                transfer.job,
+                describe(&from.mode)
+            ),
+        ),
+        TransferKind::Restore { backup } => (
+            condition::RESTORE_FAILED,
+            "RestoreFailed",
+            format!(
+                "step restore of {backup} (Job {}): {message}; the database is as it was, writable; \
+                 set the annotation {retry} to a new value to try again",
+                transfer.job
+            ),
+        ),
+    })
 }
 
 /// The status of a tenant whose spec does not validate: it has no sizing,
@@ -245,6 +300,11 @@ fn phase(tenant: &Tenant, observed: &Observed, ready: bool) -> Phase {
         Phase::Deleting
     } else if observed.error.is_some() {
         Phase::Degraded
+    } else if let Some(transfer) = tenant.transfer.as_ref().filter(|t| t.read_only()) {
+        match transfer.kind {
+            TransferKind::Migrate { .. } => Phase::Migrating,
+            TransferKind::Restore { .. } => Phase::Restoring,
+        }
     } else if tenant.suspend {
         Phase::Suspended
     } else if ready {
@@ -260,6 +320,8 @@ fn ready_reason(phase: Phase) -> &'static str {
         Phase::Suspended => "Suspended",
         Phase::Degraded => "ReconcileFailed",
         Phase::Deleting => "Deleting",
+        Phase::Migrating => "Migrating",
+        Phase::Restoring => "Restoring",
         Phase::Pending | Phase::Provisioning => "Provisioning",
     }
 }
@@ -268,15 +330,26 @@ fn ready_message(tenant: &Tenant, observed: &Observed, minimum: i32) -> String {
     if let Some(error) = &observed.error {
         return error.message.clone();
     }
+    if let Some(transfer) = tenant.transfer.as_ref().filter(|t| t.read_only()) {
+        return match &transfer.kind {
+            TransferKind::Migrate { from } => format!(
+                "read-only while the data moves from the {} database to the {} one (Job {})",
+                describe(&from.mode),
+                describe(&tenant.database.mode),
+                transfer.job
+            ),
+            TransferKind::Restore { backup } => {
+                format!(
+                    "read-only while {backup} is restored (Job {})",
+                    transfer.job
+                )
+            }
+        };
+    }
     if tenant.suspend {
         return "suspended: scaled to zero, data kept".into();
     }
-    let database = match &tenant.database.mode {
-        DatabaseTarget::Embedded => "embedded SQLite",
-        DatabaseTarget::Managed { .. } => "managed PostgreSQL",
-        DatabaseTarget::Shared { .. } => "shared PostgreSQL",
-        DatabaseTarget::External { .. } => "external database",
-    };
+    let database = describe(&tenant.serving().database.mode);
     format!(
         "{} of at least {minimum} replicas available; {database} {}",
         observed.available_replicas,
@@ -286,6 +359,15 @@ fn ready_message(tenant: &Tenant, observed: &Observed, minimum: i32) -> String {
             "not ready"
         }
     )
+}
+
+fn describe(mode: &DatabaseTarget) -> &'static str {
+    match mode {
+        DatabaseTarget::Embedded => "embedded SQLite",
+        DatabaseTarget::Managed { .. } => "managed PostgreSQL",
+        DatabaseTarget::Shared { .. } => "shared PostgreSQL",
+        DatabaseTarget::External { .. } => "external database",
+    }
 }
 
 /// Builds the condition list, carrying transition times over from `previous`.

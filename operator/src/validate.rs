@@ -12,6 +12,11 @@ use kube::Resource;
 
 use crate::model::{self, Capacity};
 
+mod cron;
+mod transfer;
+
+pub use transfer::{Transfer, TransferKind, TransferState, fit, in_use, is_backup_name};
+
 /// The image a tenant runs when `spec.server.image` is absent.
 pub const DEFAULT_SERVER_IMAGE: &str = "crm-tenancy/crm-server:0.1.0";
 /// Memory of one replica when `spec.resources.memory` is absent.
@@ -70,6 +75,44 @@ pub struct Tenant {
     pub server: Server,
     /// Namespaces whose pods may scrape the metrics port.
     pub monitoring_namespaces: Option<LabelSelector>,
+    /// Scheduled backups.
+    pub backup: Option<Backup>,
+    /// A move of the data to the spec's database, or a restore, to run first.
+    pub transfer: Option<Transfer>,
+}
+
+/// Scheduled backups, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backup {
+    /// Cron schedule, checked.
+    pub schedule: String,
+    /// Backups kept.
+    pub retain: u32,
+    /// Size of the backup volume.
+    pub storage: String,
+}
+
+impl Tenant {
+    /// The tenant as its pods run now: on the database in use, which during
+    /// a move is the old one (one replica, no autoscaler, when that is
+    /// Embedded).
+    pub fn serving(&self) -> std::borrow::Cow<'_, Tenant> {
+        let Some(transfer) = &self.transfer else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let serving = transfer.serving(&self.database);
+        if serving == &self.database {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut tenant = self.clone();
+        tenant.database = serving.clone();
+        if serving.mode == DatabaseTarget::Embedded {
+            tenant.autoscaling = false;
+            tenant.capacity.sizing.min_replicas = 1;
+            tenant.capacity.sizing.replicas = 1;
+        }
+        std::borrow::Cow::Owned(tenant)
+    }
 }
 
 /// The tenant's database, resolved.
@@ -180,6 +223,19 @@ pub fn validate_with(tenant: &CrmTenant, platform: &Platform) -> Result<Tenant, 
     let capacity = model::size(&inputs);
     let resources = spec.resources.clone();
     let server = spec.server.clone().unwrap_or_default();
+    let transfer = transfer::transfer(tenant, &database)?;
+    let backup = backup(spec.backup.as_ref())?;
+    if let Some(Transfer {
+        kind: TransferKind::Restore { .. },
+        ..
+    }) = &transfer
+        && backup.is_none()
+    {
+        return Err(field(
+            &format!("metadata.annotations[{}]", crm_crds::annotation::RESTORE),
+            "a restore reads the backups on the volume spec.backup keeps: set spec.backup",
+        ));
+    }
     let mut modules = server.modules.unwrap_or_else(|| Module::ALL.to_vec());
     modules.sort();
     modules.dedup();
@@ -204,6 +260,8 @@ pub fn validate_with(tenant: &CrmTenant, platform: &Platform) -> Result<Tenant, 
             expose: server.expose,
         },
         monitoring_namespaces: platform.monitoring_namespaces.clone(),
+        backup,
+        transfer,
         capacity,
         name,
         namespace,
@@ -390,6 +448,18 @@ fn resolve_database(spec: DatabaseSpec, mode: DatabaseMode) -> Result<Database, 
         storage: spec.storage,
         storage_class_name: spec.storage_class_name,
     })
+}
+
+fn backup(spec: Option<&crm_crds::BackupSpec>) -> Result<Option<Backup>, ValidationError> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    cron::check(&spec.schedule).map_err(|e| field("spec.backup.schedule", &e))?;
+    Ok(Some(Backup {
+        schedule: spec.schedule.trim().to_owned(),
+        retain: u32::try_from(spec.retain).unwrap_or(1).max(1),
+        storage: spec.storage.clone(),
+    }))
 }
 
 /// The owner reference of every child. Offline (`plan`) there is no UID yet,

@@ -33,6 +33,8 @@ impl Res {
             "events" => "Event",
             "deployments" => "Deployment",
             "statefulsets" => "StatefulSet",
+            "jobs" => "Job",
+            "cronjobs" => "CronJob",
             "horizontalpodautoscalers" => "HorizontalPodAutoscaler",
             "poddisruptionbudgets" => "PodDisruptionBudget",
             "networkpolicies" => "NetworkPolicy",
@@ -51,6 +53,8 @@ impl Res {
             "crmtenants"
                 | "deployments"
                 | "statefulsets"
+                | "jobs"
+                | "cronjobs"
                 | "horizontalpodautoscalers"
                 | "poddisruptionbudgets"
                 | "ingresses"
@@ -72,6 +76,8 @@ const SERVED: &[(&str, &str, &str)] = &[
     ("events.k8s.io", "v1", "events"),
     ("apps", "v1", "deployments"),
     ("apps", "v1", "statefulsets"),
+    ("batch", "v1", "jobs"),
+    ("batch", "v1", "cronjobs"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("policy", "v1", "poddisruptionbudgets"),
     ("networking.k8s.io", "v1", "networkpolicies"),

@@ -301,6 +301,7 @@ async fn a_config_key_the_spec_no_longer_needs_is_removed() {
             json!({ "spec": { "database": { "mode": "Managed" } } }),
         )
         .await;
+    operator.transfer(&tenant, "migrate", true).await;
     operator
         .eventually("DATABASE_URL gone from the ConfigMap", |op| {
             (has_sqlite_url(op) == Some(false)).then_some(())

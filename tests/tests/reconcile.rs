@@ -687,6 +687,7 @@ async fn what_the_spec_stops_asking_for_is_pruned_but_data_is_kept() {
                 "external": { "secretRef": { "name": "northwind-url", "key": "url" } } } } }),
         )
         .await;
+    operator.transfer(&tenant, "migrate", true).await;
     operator
         .eventually("the PostgreSQL StatefulSet removed", |op| {
             op.get::<StatefulSet>(&tenant, "-postgres")

@@ -193,6 +193,14 @@ fn env(tenant: &Tenant) -> Vec<EnvVar> {
             &secret_ref.key,
         )),
     }
+    if tenant.transfer.as_ref().is_some_and(|t| t.read_only()) {
+        // Writes answer 503 while the data is copied or restored.
+        env.push(EnvVar {
+            name: "CRM_READ_ONLY".to_owned(),
+            value: Some("true".to_owned()),
+            ..EnvVar::default()
+        });
+    }
     env.extend(tenant.server.env.iter().map(|e| EnvVar {
         name: e.name.clone(),
         value: Some(e.value.clone()),

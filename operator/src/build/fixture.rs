@@ -52,6 +52,8 @@ impl Tenant {
                 expose: None,
             },
             monitoring_namespaces: Some(crate::labels::namespace_named("monitoring")),
+            backup: None,
+            transfer: None,
         }
     }
 

@@ -10,6 +10,7 @@
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     autoscaling::v2::HorizontalPodAutoscaler,
+    batch::v1::{CronJob, Job},
     core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount},
     networking::v1::{Ingress, NetworkPolicy},
     policy::v1::PodDisruptionBudget,
@@ -24,10 +25,12 @@ use crate::labels::{self, Component};
 use crate::validate::Tenant;
 
 pub mod config_map;
+pub mod cron_job;
 pub mod deployment;
 pub mod hpa;
 pub mod http_route;
 pub mod ingress;
+pub mod job;
 pub mod network_policy;
 pub mod pdb;
 pub mod postgres;
@@ -66,6 +69,9 @@ pub struct Credentials {
     pub database_password_rotated_for: Option<String>,
     /// Shared: what the shared server gave the tenant.
     pub shared: Option<SharedConnection>,
+    /// During a move away from a Shared database: the URL the pods use now,
+    /// as `<t>-db` holds it.
+    pub url_in_use: Option<String>,
 }
 
 impl Credentials {
@@ -138,26 +144,48 @@ pub struct Desired {
     pub ingress: Option<Ingress>,
     /// Exposed through a Gateway.
     pub http_route: Option<HttpRoute>,
+    /// Scheduled backups.
+    pub backup_cron_job: Option<CronJob>,
+    /// The backups' volume.
+    pub backup_volume: Option<PersistentVolumeClaim>,
+    /// The move or restore of the data under way.
+    pub transfer_job: Option<Job>,
 }
 
-/// Builds every object of a tenant.
+/// Builds every object of a tenant. During a move of its data, the server
+/// runs on the database in use (read-only until the copy is verified)
+/// while the new one is built beside it.
 pub fn build(tenant: &Tenant, credentials: &Credentials) -> Desired {
-    let config_map = config_map::config_map(tenant);
-    let hash = config_map::config_hash(tenant, &config_map, credentials);
+    let serving = tenant.serving();
+    let config_map = config_map::config_map(&serving);
+    let hash = config_map::config_hash(&serving, &config_map, credentials);
+    let mut network_policies = network_policy::network_policies(&serving);
+    for policy in network_policy::network_policies(tenant) {
+        if !network_policies
+            .iter()
+            .any(|p| p.metadata.name == policy.metadata.name)
+        {
+            network_policies.push(policy);
+        }
+    }
     Desired {
         service_account: service_account::service_account(tenant),
         api_secret: secret::api_secret(tenant, credentials),
         database_secret: secret::database_secret(tenant, credentials),
-        deployment: deployment::deployment(tenant, &hash),
+        deployment: deployment::deployment(&serving, &hash),
         service: service::service(tenant),
-        hpa: hpa::hpa(tenant),
-        pdb: pdb::pdb(tenant),
-        network_policies: network_policy::network_policies(tenant),
-        data_volume: volume::data_volume(tenant),
-        database_statefulset: postgres::statefulset(tenant, credentials),
-        database_service: postgres::service(tenant),
+        hpa: hpa::hpa(&serving),
+        pdb: pdb::pdb(&serving),
+        network_policies,
+        data_volume: volume::data_volume(tenant).or_else(|| volume::data_volume(&serving)),
+        database_statefulset: postgres::statefulset(tenant, credentials)
+            .or_else(|| postgres::statefulset(&serving, credentials)),
+        database_service: postgres::service(tenant).or_else(|| postgres::service(&serving)),
         ingress: ingress::ingress(tenant),
         http_route: http_route::http_route(tenant),
+        backup_cron_job: cron_job::cron_job(tenant),
+        backup_volume: volume::backup_volume(tenant),
+        transfer_job: job::transfer_job(tenant),
         config_map,
     }
 }
@@ -181,6 +209,9 @@ impl Desired {
             database_service,
             ingress,
             http_route,
+            backup_cron_job,
+            backup_volume,
+            transfer_job,
         } = self;
         let mut objects = vec![json(service_account), json(api_secret)];
         objects.extend(database_secret.iter().map(json));
@@ -195,6 +226,9 @@ impl Desired {
         objects.extend(network_policies.iter().map(json));
         objects.extend(ingress.iter().map(json));
         objects.extend(http_route.iter().map(json));
+        objects.extend(backup_volume.iter().map(json));
+        objects.extend(backup_cron_job.iter().map(json));
+        objects.extend(transfer_job.iter().map(json));
         objects
     }
 }
@@ -220,6 +254,9 @@ impl Desired {
             database_service,
             ingress,
             http_route,
+            backup_cron_job,
+            backup_volume,
+            transfer_job,
         } = self;
         let mut names = vec![of(service_account), of(api_secret), of(config_map)];
         names.extend(database_secret.iter().map(of));
@@ -232,6 +269,9 @@ impl Desired {
         names.extend(database_service.iter().map(of));
         names.extend(ingress.iter().map(of));
         names.extend(http_route.iter().map(of));
+        names.extend(backup_cron_job.iter().map(of));
+        names.extend(backup_volume.iter().map(of));
+        names.extend(transfer_job.iter().map(of));
         names
     }
 }
@@ -295,6 +335,11 @@ pub fn config_map_name(tenant: &Tenant) -> String {
 /// `<t>-data`: the Embedded SQLite volume.
 pub fn data_volume_name(tenant: &Tenant) -> String {
     format!("{}-data", tenant.name)
+}
+
+/// `<t>-backups`: the backups' volume.
+pub fn backup_volume_name(tenant: &Tenant) -> String {
+    format!("{}-backups", tenant.name)
 }
 
 /// `<t>-postgres`: the Managed StatefulSet, its Service and NetworkPolicy.

@@ -77,9 +77,13 @@ pub fn proxy_namespace(tenant: &Tenant) -> Option<String> {
     Some(namespace)
 }
 
-/// Ingress to PostgreSQL only from this tenant's server pods.
+/// Ingress to PostgreSQL only from this tenant's server pods and the pods
+/// that back up, copy or restore its data.
 fn database(tenant: &Tenant) -> NetworkPolicy {
-    let from = vec![pods(selector(tenant, Component::Server))];
+    let from = vec![
+        pods(selector(tenant, Component::Server)),
+        pods(selector(tenant, Component::Data)),
+    ];
     let name = postgres_name(tenant);
     let rules = vec![rule(from, POSTGRES_PORT)];
     policy(tenant, name, Component::Database, rules)

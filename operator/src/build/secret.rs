@@ -13,7 +13,7 @@ use super::{
     Credentials, POSTGRES_PORT, api_secret_name, data_metadata, database_secret_name, metadata,
 };
 use crate::labels::Component;
-use crate::validate::{DatabaseTarget, Tenant};
+use crate::validate::{Database, DatabaseTarget, Tenant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Key of the API key in `<t>-api`.
@@ -28,6 +28,9 @@ pub const USERNAME: &str = "username";
 pub const DATABASE: &str = "database";
 /// Key of the connection URL in `<t>-db`.
 pub const URL: &str = "url";
+/// Key of the URL of the database being moved to, during a move between
+/// two databases that both keep their URL in `<t>-db`.
+pub const TARGET_URL: &str = "target-url";
 /// User and database of a Managed PostgreSQL server: it serves one tenant, so
 /// a fixed name is enough.
 pub const MANAGED_USER: &str = "crm";
@@ -42,26 +45,28 @@ pub fn api_secret(tenant: &Tenant, credentials: &Credentials) -> Secret {
 /// `<t>-db` for Managed and Shared; Embedded needs no credentials and
 /// External brings its own Secret. Shared's role, database and URL come
 /// from the shared server (`credentials.shared`); until it answered, only
-/// the password.
+/// the password. During a move between two databases that both keep their
+/// URL here, `url` stays the old one, which the pods use until the copy is
+/// verified, and `target-url` holds the new one for the copy.
 pub fn database_secret(tenant: &Tenant, credentials: &Credentials) -> Option<Secret> {
-    let password = credentials.database_password.clone();
-    let mut data = match &tenant.database.mode {
-        DatabaseTarget::Managed { .. } => vec![
-            (USERNAME, MANAGED_USER.to_owned()),
-            (DATABASE, MANAGED_USER.to_owned()),
-            (URL, managed_url(tenant, &password)),
-        ],
-        DatabaseTarget::Shared { .. } => match &credentials.shared {
-            Some(shared) => vec![
-                (USERNAME, shared.username.clone()),
-                (DATABASE, shared.database.clone()),
-                (URL, shared.url.clone()),
-            ],
-            None => Vec::new(),
-        },
-        DatabaseTarget::Embedded | DatabaseTarget::External { .. } => return None,
+    let serving = tenant.serving();
+    let (target, old) = (&tenant.database, &serving.database);
+    let mut data = if keeps_url(target) {
+        connection(tenant, target, credentials, true)
+    } else if keeps_url(old) {
+        connection(tenant, old, credentials, false)
+    } else {
+        return None;
     };
-    data.push((PASSWORD, password));
+    if keeps_url(target) && keeps_url(old) && target != old {
+        let moved_from = connection(tenant, old, credentials, false);
+        if let Some(at) = data.iter().position(|(key, _)| *key == URL) {
+            let (_, url) = data.remove(at);
+            data.push((TARGET_URL, url));
+        }
+        data.extend(moved_from.into_iter().filter(|(key, _)| *key == URL));
+    }
+    data.push((PASSWORD, credentials.database_password.clone()));
     // The password opens the retained data, so it is kept with it.
     let mut meta = data_metadata(tenant, database_secret_name(tenant), Component::Server);
     rotated_for(
@@ -69,6 +74,46 @@ pub fn database_secret(tenant: &Tenant, credentials: &Credentials) -> Option<Sec
         credentials.database_password_rotated_for.as_deref(),
     );
     Some(opaque(meta, data))
+}
+
+/// Whether `database` keeps its URL in `<t>-db`.
+pub fn keeps_url(database: &Database) -> bool {
+    matches!(
+        database.mode,
+        DatabaseTarget::Managed { .. } | DatabaseTarget::Shared { .. }
+    )
+}
+
+/// User, database and URL of a Managed or Shared database. A Shared one is
+/// the spec's (`target`), provisioned by this reconcile, or the one in use,
+/// whose URL `<t>-db` held.
+fn connection(
+    tenant: &Tenant,
+    database: &Database,
+    credentials: &Credentials,
+    target: bool,
+) -> Vec<(&'static str, String)> {
+    match &database.mode {
+        DatabaseTarget::Managed { .. } => vec![
+            (USERNAME, MANAGED_USER.to_owned()),
+            (DATABASE, MANAGED_USER.to_owned()),
+            (URL, managed_url(tenant, &credentials.database_password)),
+        ],
+        DatabaseTarget::Shared { .. } if target => match &credentials.shared {
+            Some(shared) => vec![
+                (USERNAME, shared.username.clone()),
+                (DATABASE, shared.database.clone()),
+                (URL, shared.url.clone()),
+            ],
+            None => Vec::new(),
+        },
+        DatabaseTarget::Shared { .. } => credentials
+            .url_in_use
+            .iter()
+            .map(|url| (URL, url.clone()))
+            .collect(),
+        DatabaseTarget::Embedded | DatabaseTarget::External { .. } => Vec::new(),
+    }
 }
 
 /// Records which rotation request a Secret's value answers.

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::{data_metadata, data_volume_name};
+use super::{backup_volume_name, data_metadata, data_volume_name};
 use crate::labels::Component;
 use crate::validate::{DatabaseTarget, Tenant};
 
@@ -19,6 +19,26 @@ pub fn data_volume(tenant: &Tenant) -> Option<PersistentVolumeClaim> {
     Some(PersistentVolumeClaim {
         metadata: data_metadata(tenant, data_volume_name(tenant), Component::Server),
         spec: Some(claim_spec(tenant)),
+        ..PersistentVolumeClaim::default()
+    })
+}
+
+/// `<t>-backups`, when the spec asks for backups: ReadWriteOnce, of
+/// `backup.storage`, in the data volume's class. It holds data: kept under
+/// `deletionPolicy: Retain` when backups are turned off or the tenant goes.
+pub fn backup_volume(tenant: &Tenant) -> Option<PersistentVolumeClaim> {
+    let backup = tenant.backup.as_ref()?;
+    let mut spec = claim_spec(tenant);
+    spec.resources = Some(VolumeResourceRequirements {
+        requests: Some(BTreeMap::from([(
+            "storage".to_owned(),
+            Quantity(backup.storage.clone()),
+        )])),
+        ..VolumeResourceRequirements::default()
+    });
+    Some(PersistentVolumeClaim {
+        metadata: data_metadata(tenant, backup_volume_name(tenant), Component::Data),
+        spec: Some(spec),
         ..PersistentVolumeClaim::default()
     })
 }

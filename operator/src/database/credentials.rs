@@ -105,6 +105,7 @@ pub fn credentials(
         api_key_rotated_for: api_key.rotated_for.clone(),
         database_password_rotated_for: database_password.rotated_for.clone(),
         shared,
+        url_in_use: None,
     }
 }
 

@@ -211,3 +211,81 @@ fn hosts_are_dns_names_of_two_labels_or_more() {
         assert!(!is_dns_name(bad), "{bad}");
     }
 }
+
+fn running(
+    spec: serde_json::Value,
+    status: serde_json::Value,
+    annotations: serde_json::Value,
+) -> CrmTenant {
+    let mut t = tenant(spec);
+    t.status = Some(serde_json::from_value(status).expect("status"));
+    t.metadata.annotations = serde_json::from_value(annotations).expect("annotations");
+    t
+}
+
+#[test]
+fn a_database_other_than_the_one_in_use_is_moved_to_once_per_request() {
+    let spec = json!({ "load": { "activeUsers": 50 }, "database": { "mode": "Managed" } });
+    let on = |mode: &str| json!({ "database": { "mode": mode } });
+    let none = json!({});
+    let moving = validate(&running(spec.clone(), on("Embedded"), none.clone())).expect("valid");
+    let transfer = moving.transfer.clone().expect("a move");
+    assert!(
+        transfer.job.starts_with("acme-migrate-"),
+        "{}",
+        transfer.job
+    );
+    assert_eq!(transfer.state, TransferState::Preparing);
+    assert_eq!(moving.serving().database.mode, DatabaseTarget::Embedded);
+    assert_eq!(moving.database.mode.mode(), DatabaseMode::Managed);
+
+    let settled = validate(&running(spec.clone(), on("Managed"), none)).expect("valid");
+    assert_eq!(settled.transfer, None);
+
+    let retried = validate(&running(
+        spec,
+        on("Embedded"),
+        json!({ "crm.tenancy.dev/retry-migration": "2" }),
+    ))
+    .expect("valid")
+    .transfer
+    .expect("a move");
+    assert_ne!(retried.job, transfer.job, "a retry is a new Job");
+}
+
+#[test]
+fn a_restore_is_asked_for_by_name_and_done_once() {
+    let spec = json!({ "load": { "activeUsers": 50 }, "backup": { "schedule": "@daily" } });
+    let on = json!({ "database": { "mode": "Embedded" } });
+    let asked = json!({ "crm.tenancy.dev/restore": "crm-20261130T101500.000Z" });
+    let restore = validate(&running(spec.clone(), on.clone(), asked.clone()))
+        .expect("valid")
+        .transfer
+        .expect("a restore");
+    assert!(restore.job.starts_with("acme-restore-"));
+    let done =
+        json!({ "database": { "mode": "Embedded" }, "restored": "crm-20261130T101500.000Z" });
+    assert_eq!(
+        validate(&running(spec.clone(), done, asked.clone()))
+            .expect("valid")
+            .transfer,
+        None
+    );
+
+    let bad = json!({ "crm.tenancy.dev/restore": "../etc" });
+    match validate(&running(spec, on.clone(), bad)) {
+        Err(ValidationError::Field { path, message }) => {
+            assert_eq!(path, "metadata.annotations[crm.tenancy.dev/restore]");
+            assert!(message.contains("crm-<UTC time>"), "{message}");
+        }
+        other => panic!("expected a field error, got {other:?}"),
+    }
+    let without_backups = json!({ "load": { "activeUsers": 50 } });
+    assert!(validate(&running(without_backups, on, asked)).is_err());
+}
+
+#[test]
+fn a_bad_backup_schedule_is_refused_naming_the_field() {
+    let spec = json!({ "load": { "activeUsers": 50 }, "backup": { "schedule": "0 25 * * *" } });
+    assert_eq!(error_path(spec), "spec.backup.schedule");
+}

@@ -279,7 +279,8 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
                 .iter()
                 .flatten()
                 .any(|o| o.uid == uid && o.controller == Some(true));
-            let retained = name.ends_with("-db") || name.ends_with("-data");
+            let retained =
+                name.ends_with("-db") || name.ends_with("-data") || name.ends_with("-backups");
             assert_eq!(controlled, !retained, "{kind}/{name} owner reference");
             found.insert(format!("{kind}/{name}"));
         }
@@ -295,6 +296,7 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
         )*};
     }
     use crm_operator::gateway_api::HttpRoute;
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
     use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
     use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -310,6 +312,8 @@ pub fn owned(double: &ApiDouble, tenant: &CrmTenant, uid: &str) -> BTreeSet<Stri
         Ingress,
         HttpRoute,
         StatefulSet,
+        CronJob,
+        Job,
         PersistentVolumeClaim
     );
     found
@@ -331,4 +335,117 @@ pub fn config_hash(deployment: &Deployment) -> String {
 
 pub fn spec_replicas(deployment: &Deployment) -> Option<i32> {
     deployment.spec.as_ref().and_then(|s| s.replicas)
+}
+
+impl Operator {
+    /// Reports the Deployment's rollout complete at its current generation,
+    /// with `replicas` ready, as the Deployment controller would.
+    pub fn rolled_out(&self, tenant: &CrmTenant, replicas: i32) {
+        let ns = tenant.namespace().expect("namespace");
+        let name = tenant.name_any();
+        let deployment = self
+            .get::<Deployment>(tenant, "")
+            .expect("the Deployment exists");
+        let counts = json!({
+            "replicas": replicas, "readyReplicas": replicas,
+            "availableReplicas": replicas, "updatedReplicas": replicas,
+            "observedGeneration": deployment.metadata.generation,
+        });
+        assert!(self.double.set_status::<Deployment>(&ns, &name, counts));
+    }
+
+    /// Waits for the tenant's Job whose name starts with `<t>-<prefix>-`.
+    pub async fn job(&self, tenant: &CrmTenant, prefix: &str) -> k8s_openapi::api::batch::v1::Job {
+        let ns = tenant.namespace().expect("namespace");
+        let start = format!("{}-{prefix}-", tenant.name_any());
+        self.eventually(&format!("a Job {start}…"), |op| {
+            op.double
+                .list_objects::<k8s_openapi::api::batch::v1::Job>(&ns)
+                .into_iter()
+                .find(|j| j.name_any().starts_with(&start))
+        })
+        .await
+    }
+
+    /// Reports a Job finished, as the Job controller would.
+    pub fn job_finishes(&self, tenant: &CrmTenant, job: &str, succeeded: bool) {
+        let ns = tenant.namespace().expect("namespace");
+        let (type_, reason, message) = if succeeded {
+            ("Complete", "Completed", "Job completed")
+        } else {
+            (
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
+        };
+        let status = json!({
+            "conditions": [{
+                "type": type_, "status": "True", "reason": reason, "message": message,
+                "lastTransitionTime": "2026-11-30T10:15:00Z",
+            }],
+            "succeeded": i32::from(succeeded), "failed": i32::from(!succeeded),
+        });
+        assert!(
+            self.double
+                .set_status::<k8s_openapi::api::batch::v1::Job>(&ns, job, status)
+        );
+    }
+
+    /// Waits until the Deployment's template is read-only (`true`) or not.
+    pub async fn read_only(&self, tenant: &CrmTenant, wanted: bool) -> Deployment {
+        let what = format!("CRM_READ_ONLY {wanted} on {}", tenant.name_any());
+        self.eventually(&what, |op| {
+            let deployment = op.get::<Deployment>(tenant, "")?;
+            (env_value(&deployment, "CRM_READ_ONLY").as_deref() == wanted.then_some("true"))
+                .then_some(deployment)
+        })
+        .await
+    }
+
+    /// Drives a move or restore that has begun to its end: the read-only
+    /// rollout, the Job, and its result; returns the Job's name.
+    pub async fn transfer(&self, tenant: &CrmTenant, prefix: &str, succeeded: bool) -> String {
+        self.read_only(tenant, true).await;
+        self.pods_ready(tenant, 1);
+        self.rolled_out(tenant, 1);
+        let job = self.job(tenant, prefix).await.name_any();
+        self.job_finishes(tenant, &job, succeeded);
+        job
+    }
+}
+
+/// The literal value of `name` in the first container's env.
+pub fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)?
+        .value
+        .clone()
+}
+
+/// Whether the first container reads `DATABASE_URL` from a Secret.
+pub fn url_from_secret(deployment: &Deployment) -> Option<String> {
+    let env = deployment
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .env
+        .clone()?;
+    let var = env.into_iter().find(|e| e.name == "DATABASE_URL")?;
+    let key = var.value_from?.secret_key_ref?;
+    Some(format!("{}/{}", key.name, key.key))
 }

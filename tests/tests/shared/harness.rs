@@ -301,6 +301,55 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// Plays the Deployment, StatefulSet and Job controllers through a move
+    /// of the tenant's data that has begun: the read-only rollout, the new
+    /// PostgreSQL ready, and the copy Job completed.
+    pub async fn migrated(&self, tenant: &CrmTenant) {
+        use k8s_openapi::api::apps::v1::StatefulSet;
+        use k8s_openapi::api::batch::v1::Job;
+        let ns = tenant.namespace().expect("namespace");
+        let name = tenant.name_any();
+        let generation = self
+            .eventually("a read-only Deployment", |op| {
+                let d = op.get::<Deployment>(tenant, "")?;
+                let env = d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+                    .env
+                    .clone()?;
+                env.iter()
+                    .any(|e| e.name == "CRM_READ_ONLY")
+                    .then_some(d.metadata.generation)
+            })
+            .await;
+        let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+            "updatedReplicas": 1, "observedGeneration": generation });
+        assert!(self.double.set_status::<Deployment>(&ns, &name, counts));
+        let postgres = format!("{name}-postgres");
+        if self
+            .double
+            .get_object::<StatefulSet>(&ns, &postgres)
+            .is_some()
+        {
+            let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1 });
+            assert!(
+                self.double
+                    .set_status::<StatefulSet>(&ns, &postgres, counts)
+            );
+        }
+        let start = format!("{name}-migrate-");
+        let job = self
+            .eventually("the copy Job", |op| {
+                op.double
+                    .list_objects::<Job>(&ns)
+                    .into_iter()
+                    .find(|j| j.name_any().starts_with(&start))
+            })
+            .await;
+        let done = json!({ "conditions": [{ "type": "Complete", "status": "True" }] });
+        assert!(self.double.set_status::<Job>(&ns, &job.name_any(), done));
+    }
+}
+
 pub fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
     secret
         .data

@@ -446,6 +446,7 @@ async fn leaving_shared_mode_releases_the_finalizer_and_says_what_was_left() {
             json!({ "spec": { "database": { "mode": "Managed", "shared": null } } }),
         )
         .await;
+    operator.migrated(&t).await;
     operator
         .eventually("the finalizer released", |op| {
             let stored = op.stored(&t)?;

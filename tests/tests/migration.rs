@@ -1,0 +1,361 @@
+//! Moving a tenant's data to another database, restoring a backup, and
+//! scheduled backups, with the real controller against the API double. The
+//! tests play the Deployment and Job controllers: they report rollouts and
+//! Job results through the double.
+
+mod harness;
+
+use harness::*;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+
+/// The Starter example, with the Embedded mode it already runs on.
+fn embedded() -> CrmTenant {
+    example("starter-embedded")
+}
+
+fn to_managed() -> Value {
+    json!({ "spec": { "database": { "mode": "Managed" } } })
+}
+
+fn args(job: &Job) -> Vec<String> {
+    job.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map_or_else(Vec::new, |p| {
+            p.containers[0].args.clone().unwrap_or_default()
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
+    let operator = Operator::start();
+    let tenant = embedded();
+    let ready = operator.ready(&tenant).await;
+    let in_use = ready
+        .status
+        .and_then(|s| s.database)
+        .expect("status.database");
+    assert_eq!(in_use.mode, crm_crds::DatabaseMode::Embedded);
+
+    operator.patch(&tenant, to_managed()).await;
+    let migrating = operator.phase(&tenant, Phase::Migrating).await;
+    let status = migrating.status.expect("status");
+    assert_eq!(
+        status.database.map(|d| d.mode),
+        Some(crm_crds::DatabaseMode::Embedded),
+        "the old database stays in use"
+    );
+    assert_eq!(
+        operator.condition(&tenant, condition::READY),
+        Some(("False".into(), "Migrating".into()))
+    );
+    // Read-only on the old database; the new one is provisioned beside it.
+    let deployment = operator.read_only(&tenant, true).await;
+    assert_eq!(url_from_secret(&deployment), None, "still on SQLite");
+    operator
+        .eventually("the new PostgreSQL", |op| {
+            op.get::<StatefulSet>(&tenant, "-postgres")
+        })
+        .await;
+    // No copy before every replica is read-only.
+    operator.quiet().await;
+    assert!(
+        operator
+            .double
+            .list_objects::<Job>("crm-tenants")
+            .is_empty(),
+        "no Job before the read-only rollout completed"
+    );
+
+    let name = operator.transfer(&tenant, "migrate", true).await;
+    let job: Job = operator
+        .double
+        .get_object("crm-tenants", &name)
+        .expect("the Job");
+    assert_eq!(args(&job), ["copy", "--replace"]);
+    let pod = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .expect("pod");
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let env = pod.containers[0].env.clone().expect("env");
+    let from = env
+        .iter()
+        .find(|e| e.name == "CRM_COPY_FROM")
+        .expect("from");
+    assert_eq!(
+        from.value.as_deref(),
+        Some("sqlite:///var/lib/crm/crm.db?mode=rwc")
+    );
+    let to = env.iter().find(|e| e.name == "CRM_COPY_TO").expect("to");
+    let key = to
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("secret");
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("corner-bakery-db", "url")
+    );
+    assert!(
+        pod.affinity.is_some(),
+        "beside the pod holding the RWO volume"
+    );
+
+    // Verified: the pods switch to PostgreSQL, writable.
+    let deployment = operator.read_only(&tenant, false).await;
+    operator
+        .eventually("DATABASE_URL from <t>-db", |op| {
+            let d = op.get::<Deployment>(&tenant, "")?;
+            (url_from_secret(&d).as_deref() == Some("corner-bakery-db/url")).then_some(())
+        })
+        .await;
+    drop(deployment);
+    operator
+        .eventually("status.database Managed", |op| {
+            let status = op.tenant(&tenant).status?;
+            (status.database?.mode == crm_crds::DatabaseMode::Managed
+                && status.phase != Some(Phase::Migrating))
+            .then_some(())
+        })
+        .await;
+    operator
+        .eventually("the finished Job pruned", |op| {
+            op.double
+                .get_object::<Job>("crm-tenants", &name)
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    operator
+        .eventually("a Migrated Event", |op| {
+            op.event_reasons(&tenant)
+                .contains(&"Migrated".to_owned())
+                .then_some(())
+        })
+        .await;
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-data")
+            .is_some(),
+        "deletionPolicy Retain keeps the old volume"
+    );
+    operator.pods_ready(&tenant, 1);
+    operator.phase(&tenant, Phase::Ready).await;
+    operator.quiet().await;
+    operator.double.clear_log();
+    operator.nudge(&tenant, "settled");
+    operator.quiet().await;
+    assert_eq!(
+        operator.double.count_writes_excluding_events(),
+        0,
+        "settled"
+    );
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_leaves_the_tenant_writable_on_its_old_database_until_retried() {
+    let operator = Operator::start();
+    let tenant = embedded();
+    operator.ready(&tenant).await;
+    operator.patch(&tenant, to_managed()).await;
+    let failed = operator.transfer(&tenant, "migrate", false).await;
+
+    let deployment = operator.read_only(&tenant, false).await;
+    assert_eq!(url_from_secret(&deployment), None, "still on SQLite");
+    let message = operator
+        .eventually("MigrationFailed", |op| {
+            let status = op.tenant(&tenant).status?;
+            let c = status
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == condition::MIGRATION_FAILED && c.status == "True")?;
+            (c.reason == "CopyFailed").then_some(c.message)
+        })
+        .await;
+    assert!(
+        message.contains("step copy") && message.contains(&failed),
+        "{message}"
+    );
+    let stored = operator.tenant(&tenant);
+    let status = stored.status.expect("status");
+    assert_ne!(status.phase, Some(Phase::Migrating));
+    assert_eq!(
+        status.database.map(|d| d.mode),
+        Some(crm_crds::DatabaseMode::Embedded)
+    );
+    operator
+        .eventually("a MigrationFailed Event", |op| {
+            op.event_reasons(&tenant)
+                .contains(&"MigrationFailed".to_owned())
+                .then_some(())
+        })
+        .await;
+
+    // A retry is a new Job; the failed one goes.
+    operator
+        .patch(
+            &tenant,
+            json!({ "metadata": { "annotations": { annotation::RETRY_MIGRATION: "1" } } }),
+        )
+        .await;
+    operator.phase(&tenant, Phase::Migrating).await;
+    let retried = operator.transfer(&tenant, "migrate", true).await;
+    assert_ne!(retried, failed);
+    operator
+        .eventually("switched to PostgreSQL", |op| {
+            let d = op.get::<Deployment>(&tenant, "")?;
+            (url_from_secret(&d).is_some() && env_value(&d, "CRM_READ_ONLY").is_none())
+                .then_some(())
+        })
+        .await;
+    operator
+        .eventually("MigrationFailed cleared", |op| {
+            op.condition(&tenant, condition::MIGRATION_FAILED)
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    assert!(
+        operator
+            .double
+            .get_object::<Job>("crm-tenants", &failed)
+            .is_none()
+    );
+    operator.shutdown().await;
+}
+
+fn with_backups() -> CrmTenant {
+    example("growth-backups")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_run_on_schedule_report_their_outcome_and_go_with_the_spec() {
+    let operator = Operator::start();
+    let tenant = with_backups();
+    operator.ready(&tenant).await;
+    let cron: CronJob = operator.get(&tenant, "-backup").expect("the CronJob");
+    let spec = cron.spec.clone().expect("spec");
+    assert_eq!(spec.schedule, "15 3 * * *");
+    let pod = spec
+        .job_template
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod");
+    assert_eq!(
+        pod.containers[0].args.clone().unwrap_or_default(),
+        ["backup", "--dir", "/backups", "--retain", "14"]
+    );
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-backups")
+            .is_some()
+    );
+
+    // The CronJob's last success, and a failed Job of its own.
+    assert!(operator.double.set_status::<CronJob>(
+        "crm-tenants",
+        "tailspin-backup",
+        json!({ "lastSuccessfulTime": "2026-11-30T03:15:42Z" }),
+    ));
+    let mut failed: Job = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": { "name": "tailspin-backup-29400195", "namespace": "crm-tenants",
+            "labels": { "app.kubernetes.io/managed-by": "crm-operator",
+                        "app.kubernetes.io/instance": "tailspin" },
+            "ownerReferences": [{ "apiVersion": "batch/v1", "kind": "CronJob",
+                "name": "tailspin-backup", "uid": cron.uid().expect("uid"), "controller": true }] },
+        "spec": { "template": { "spec": { "containers": [] } } },
+    }))
+    .expect("a Job");
+    failed = operator.double.put_object(&failed).expect("stored");
+    operator.job_finishes(&tenant, &failed.name_any(), false);
+    operator.nudge(&tenant, "backup");
+    let backup = operator
+        .eventually("status.backup", |op| {
+            let backup = op.tenant(&tenant).status?.backup?;
+            (backup.last_success.is_some() && backup.last_failure.is_some()).then_some(backup)
+        })
+        .await;
+    assert_eq!(
+        backup.last_failed_job.as_deref(),
+        Some("tailspin-backup-29400195")
+    );
+
+    operator
+        .patch(&tenant, json!({ "spec": { "backup": null } }))
+        .await;
+    operator
+        .eventually("the CronJob pruned", |op| {
+            op.get::<CronJob>(&tenant, "-backup")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-backups")
+            .is_some(),
+        "deletionPolicy Retain keeps the backups"
+    );
+    operator
+        .eventually("status.backup gone", |op| {
+            op.tenant(&tenant).status?.backup.is_none().then_some(())
+        })
+        .await;
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_annotation_restores_read_only_and_is_done_once() {
+    let operator = Operator::start();
+    let tenant = with_backups();
+    operator.ready(&tenant).await;
+    let backup = "crm-20261130T031500.000Z";
+    operator
+        .patch(
+            &tenant,
+            json!({ "metadata": { "annotations": { annotation::RESTORE: backup } } }),
+        )
+        .await;
+    operator.phase(&tenant, Phase::Restoring).await;
+    let name = operator.transfer(&tenant, "restore", true).await;
+    let job: Job = operator
+        .double
+        .get_object("crm-tenants", &name)
+        .expect("Job");
+    assert_eq!(
+        args(&job),
+        [
+            "restore",
+            "--from",
+            &format!("/backups/{backup}"),
+            "--replace"
+        ]
+    );
+    operator.read_only(&tenant, false).await;
+    operator
+        .eventually("status.restored", |op| {
+            (op.tenant(&tenant).status?.restored.as_deref() == Some(backup)).then_some(())
+        })
+        .await;
+    operator
+        .eventually("a Restored Event", |op| {
+            op.event_reasons(&tenant)
+                .contains(&"Restored".to_owned())
+                .then_some(())
+        })
+        .await;
+    operator
+        .eventually("the restore Job pruned", |op| {
+            op.double
+                .get_object::<Job>("crm-tenants", &name)
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    operator.shutdown().await;
+}
