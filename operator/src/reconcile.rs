@@ -173,6 +173,10 @@ async fn resolve(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> R
         credentials::API_KEY,
         request(annotation::ROTATE_API_KEY),
     )?;
+    // Generated once; the server only reads it to create the first admin.
+    let admin_secret = existing_secret(context, validated, "admin").await?;
+    let admin_password =
+        credentials::resolve(admin_secret.as_ref(), credentials::ADMIN_PASSWORD, None)?;
     // Only Managed and Shared keep a password; other modes never look one up.
     let keeps_password = matches!(
         validated.database.mode,
@@ -209,7 +213,7 @@ async fn resolve(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> R
     }
     let connection = shared.as_ref().map(Provisioned::connection);
     Ok(Resolved {
-        credentials: credentials::credentials(&api_key, &password, connection),
+        credentials: credentials::credentials(&api_key, &password, &admin_password, connection),
         rotated,
         database_rotated,
         shared,
