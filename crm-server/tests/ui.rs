@@ -121,7 +121,7 @@ async fn user(app: &TestApp, email: &str, role: Role) {
         role,
         password: PASSWORD.into(),
     };
-    insert_user(&mut *app.state.db.pool.acquire().await.expect("conn"), new)
+    insert_user(&mut app.state.db.pool.acquire().await.expect("conn"), new)
         .await
         .expect("user");
 }

@@ -217,10 +217,13 @@ pub fn client_ip(req_ext: &axum::http::Extensions) -> Option<IpAddr> {
         .map(|ConnectInfo(a)| a.ip())
 }
 
+/// Whose sign-ins are counted: the email, lower-cased, and the address.
+type LimitKey = (String, Option<IpAddr>);
+
 /// Failed sign-ins per (email, address), kept in memory for [`WINDOW`].
 #[derive(Debug, Default)]
 pub struct Limiter {
-    failures: Mutex<HashMap<(String, Option<IpAddr>), VecDeque<Instant>>>,
+    failures: Mutex<HashMap<LimitKey, VecDeque<Instant>>>,
 }
 
 impl Limiter {
