@@ -197,6 +197,28 @@ pub struct Config {
         global = true
     )]
     pub webhook_retry_base_ms: u64,
+    /// Email of the web UI's first administrator, created at start-up
+    /// (with CRM_ADMIN_PASSWORD) when no user has this email.
+    #[arg(long, env = "CRM_ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+    /// Password of that administrator (at least 10 characters); used only
+    /// to create the user, never logged.
+    #[arg(
+        long,
+        env = "CRM_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_password: Option<String>,
+    /// Mark the web UI's cookies `Secure` (they are anyway when a proxy
+    /// says the request came over TLS with `X-Forwarded-Proto: https`).
+    #[arg(
+        long,
+        env = "CRM_SECURE_COOKIES",
+        default_value_t = false,
+        global = true
+    )]
+    pub secure_cookies: bool,
 }
 
 /// The modules a server exposes.

@@ -8,13 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::db::{Sql, rows};
 use crate::domain::{Email, Name};
 use crate::error::ApiResult;
 use crate::http::{Id, IdPath, JsonBody, Page, Q, if_match, require_if_match, with_etag};
-use crate::pagination::Lister;
 use crate::patch::{self, MergePatch};
-use crate::store::date_range;
 
 pub mod batch;
 pub mod csv_export;
@@ -154,26 +151,8 @@ async fn list_companies(
     State(st): State<AppState>,
     Q(p): Q<CompanyParams>,
 ) -> ApiResult<axum::Json<Page<Company>>> {
-    let mut sql = Sql::new("SELECT * FROM companies WHERE 1=1");
-    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
-        let pat = crate::http::like_pattern(q);
-        sql.push(" AND (LOWER(name) LIKE ")
-            .bind(pat.clone())
-            .push(" ESCAPE '\\'");
-        sql.push(" OR LOWER(COALESCE(domain, '')) LIKE ")
-            .bind(pat)
-            .push(" ESCAPE '\\')");
-    }
-    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
-    let lister = Lister::new(
-        p.sort.as_deref(),
-        p.cursor.as_deref(),
-        p.limit,
-        &[("name", "name"), ("created_at", "created_at")],
-    )?;
-    lister.apply(&mut sql);
-    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(lister.page(items)))
+    let page = store::list_companies(&mut *st.db.pool.acquire().await?, &p).await?;
+    Ok(axum::Json(page))
 }
 
 #[utoipa::path(post, path = "/companies", tag = "customers", request_body = CompanyInput, responses((status = 201, description = "Success", body = Company)))]
@@ -308,24 +287,9 @@ async fn list_contacts(
     State(st): State<AppState>,
     Q(p): Q<ContactParams>,
 ) -> ApiResult<axum::Json<Page<Contact>>> {
-    let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
-    if let Some(q) = p.q.as_deref().filter(|q| !q.trim().is_empty()) {
-        search::contact_prefix(&mut sql, st.db.kind, q);
-    }
-    if let Some(c) = p.company_id {
-        sql.push(" AND company_id = ").bind(c);
-    }
-    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
-    let allowed = [
-        ("last_name", "last_name"),
-        ("first_name", "first_name"),
-        ("email", "email"),
-        ("created_at", "created_at"),
-    ];
-    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
-    lister.apply(&mut sql);
-    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(lister.page(items)))
+    let kind = st.db.kind;
+    let page = store::list_contacts(&mut *st.db.pool.acquire().await?, kind, &p).await?;
+    Ok(axum::Json(page))
 }
 
 #[utoipa::path(post, path = "/contacts", tag = "customers", request_body = ContactInput, responses((status = 201, description = "Success", body = Contact)))]

@@ -23,6 +23,7 @@ pub mod seed;
 pub mod service;
 pub mod store;
 pub mod transfer;
+pub mod ui;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub read_only: bool,
     /// How webhooks are delivered (and which targets they may have).
     pub webhooks: webhooks::deliver::Settings,
+    /// The web UI's settings and sign-in rate limit.
+    pub ui: ui::UiState,
 }
 
 impl AppState {
@@ -95,6 +98,7 @@ impl AppState {
             compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
             read_only: false,
             webhooks: webhooks::deliver::Settings::default(),
+            ui: ui::UiState::default(),
         })
     }
 
@@ -120,6 +124,10 @@ impl AppState {
                 retry_base: Duration::from_millis(config.webhook_retry_base_ms),
                 ..webhooks::deliver::Settings::default()
             },
+            ui: ui::UiState {
+                secure_cookies: config.secure_cookies,
+                ..ui::UiState::default()
+            },
             ..Self::new(db, api_key, modules)?
         })
     }
@@ -130,7 +138,8 @@ impl AppState {
     }
 }
 
-/// The whole service: `/healthz`, `/readyz`, `/metrics` and `/api/v1`.
+/// The whole service: `/healthz`, `/readyz`, `/metrics`, `/api/v1` and
+/// the web UI under `/ui/` (not in the API's OpenAPI document).
 pub fn app(state: AppState) -> Router {
     let m = state.modules;
     let mut api = OpenApiRouter::with_openapi(openapi::base()).merge(webhooks::router());
@@ -171,6 +180,7 @@ pub fn app(state: AppState) -> Router {
             get(move || openapi::serve(doc.clone())),
         )
         .nest("/api/v1", api)
+        .merge(ui::router(state.clone(), m))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

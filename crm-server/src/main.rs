@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
+            ensure_admin(&db, &cfg).await?;
             let state = AppState::from_config(db, &api_key, modules, &cfg)?;
             if let Some(addr) = &cfg.metrics_addr {
                 let listener = tokio::net::TcpListener::bind(addr)
@@ -65,6 +66,29 @@ async fn main() -> anyhow::Result<()> {
             .context("serving")
         }
     }
+}
+
+/// The web UI's first administrator, from CRM_ADMIN_EMAIL and
+/// CRM_ADMIN_PASSWORD (both or neither).
+async fn ensure_admin(db: &Db, cfg: &crm_server::config::Config) -> anyhow::Result<()> {
+    let email = cfg.admin_email.as_deref().filter(|e| !e.is_empty());
+    let password = cfg.admin_password.as_deref().filter(|p| !p.is_empty());
+    let (email, password) = match (email, password) {
+        (Some(e), Some(p)) => (e, p),
+        (None, None) => return Ok(()),
+        _ => anyhow::bail!("set both CRM_ADMIN_EMAIL and CRM_ADMIN_PASSWORD, or neither"),
+    };
+    let mut conn = db
+        .pool
+        .acquire()
+        .await
+        .context("creating the administrator")?;
+    match crm_server::ui::users::ensure_admin(&mut conn, email, password).await {
+        Ok(true) => tracing::info!(email, "created the web UI's administrator"),
+        Ok(false) => {}
+        Err(e) => anyhow::bail!("creating the administrator: {e}"),
+    }
+    Ok(())
 }
 
 /// A random key for local runs, printed once so the user can call the API.

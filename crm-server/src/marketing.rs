@@ -135,30 +135,8 @@ async fn list_campaigns(
     State(st): State<AppState>,
     Q(p): Q<CampaignParams>,
 ) -> ApiResult<axum::Json<Page<Campaign>>> {
-    let mut sql = Sql::new("SELECT * FROM campaigns WHERE 1=1");
-    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
-        sql.push(" AND LOWER(name) LIKE ")
-            .bind(like_pattern(q))
-            .push(" ESCAPE '\\'");
-    }
-    if let Some(s) = p.status.as_deref() {
-        let s = CampaignStatus::parse(s).map_err(|m| ApiError::invalid("status", m))?;
-        sql.push(" AND status = ").bind(s.as_str());
-    }
-    if let Some(c) = p.channel.as_deref() {
-        let c = Channel::parse(c).map_err(|m| ApiError::invalid("channel", m))?;
-        sql.push(" AND channel = ").bind(c.as_str());
-    }
-    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
-    let allowed = [
-        ("name", "name"),
-        ("starts_on", "COALESCE(starts_on, '')"),
-        ("created_at", "created_at"),
-    ];
-    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
-    lister.apply(&mut sql);
-    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(lister.page(items)))
+    let page = list_campaign_rows(&mut *st.db.pool.acquire().await?, &p).await?;
+    Ok(axum::Json(page))
 }
 
 #[utoipa::path(post, path = "/campaigns", tag = "marketing", request_body = CampaignInput, responses((status = 201, description = "Success", body = Campaign)))]
@@ -377,6 +355,47 @@ async fn list_members(
     Q(p): Q<MemberParams>,
 ) -> ApiResult<axum::Json<Page<Member>>> {
     fetch_campaign(&st, id).await?;
+    let page = list_member_rows(&mut *st.db.pool.acquire().await?, id, &p).await?;
+    Ok(axum::Json(page))
+}
+
+/// One page of campaigns.
+pub async fn list_campaign_rows(
+    conn: &mut AnyConnection,
+    p: &CampaignParams,
+) -> ApiResult<Page<Campaign>> {
+    let mut sql = Sql::new("SELECT * FROM campaigns WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        sql.push(" AND LOWER(name) LIKE ")
+            .bind(like_pattern(q))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(s) = p.status.as_deref() {
+        let s = CampaignStatus::parse(s).map_err(|m| ApiError::invalid("status", m))?;
+        sql.push(" AND status = ").bind(s.as_str());
+    }
+    if let Some(c) = p.channel.as_deref() {
+        let c = Channel::parse(c).map_err(|m| ApiError::invalid("channel", m))?;
+        sql.push(" AND channel = ").bind(c.as_str());
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let allowed = [
+        ("name", "name"),
+        ("starts_on", "COALESCE(starts_on, '')"),
+        ("created_at", "created_at"),
+    ];
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&mut *conn).await?)?;
+    Ok(lister.page(items))
+}
+
+/// One page of a campaign's members (the campaign is not checked).
+pub async fn list_member_rows(
+    conn: &mut AnyConnection,
+    id: i64,
+    p: &MemberParams,
+) -> ApiResult<Page<Member>> {
     let lister = Lister::new(
         Some("contact_id"),
         p.cursor.as_deref(),
@@ -391,6 +410,6 @@ async fn list_members(
         sql.push(" AND response = ").bind(r.as_str());
     }
     lister.apply(&mut sql);
-    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(lister.page(items)))
+    let items = rows(sql.fetch_all(&mut *conn).await?)?;
+    Ok(lister.page(items))
 }

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -70,13 +71,27 @@ pub struct NoteParams {
     pub limit: Option<i64>,
 }
 
-#[derive(Clone, Copy)]
-enum Parent {
+/// What a timeline belongs to.
+#[derive(Debug, Clone, Copy)]
+pub enum Parent {
+    /// A contact.
     Contact,
+    /// A deal.
     Deal,
 }
 
 async fn add(st: &AppState, parent: Parent, id: i64, b: NoteInput) -> ApiResult<Response> {
+    let n = insert(&mut *st.db.pool.acquire().await?, parent, id, b).await?;
+    Ok((StatusCode::CREATED, axum::Json(n)).into_response())
+}
+
+/// Add a timeline entry; 404 when the parent does not exist.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    parent: Parent,
+    id: i64,
+    b: NoteInput,
+) -> ApiResult<Note> {
     // One statement: the foreign key decides whether the parent exists, so
     // a delete racing the insert cannot turn into a server error.
     let (c, d) = match parent {
@@ -95,7 +110,7 @@ async fn add(st: &AppState, parent: Parent, id: i64, b: NoteInput) -> ApiResult<
         .push(", ")
         .bind(now())
         .push(") RETURNING *");
-    let row = sql.fetch_optional(&st.db.pool).await.map_err(|e| {
+    let row = sql.fetch_optional(conn).await.map_err(|e| {
         let missing_parent = matches!(&e, sqlx::Error::Database(d) if d.is_foreign_key_violation());
         if missing_parent {
             ApiError::NotFound
@@ -103,11 +118,20 @@ async fn add(st: &AppState, parent: Parent, id: i64, b: NoteInput) -> ApiResult<
             ApiError::Database(e)
         }
     })?;
-    let n: Note = one(row)?;
-    Ok((StatusCode::CREATED, axum::Json(n)).into_response())
+    one(row)
 }
 
 async fn list(st: &AppState, parent: Parent, id: i64, p: NoteParams) -> ApiResult<Page<Note>> {
+    list_for(&mut *st.db.pool.acquire().await?, parent, id, &p).await
+}
+
+/// One page of a timeline, newest first.
+pub async fn list_for(
+    conn: &mut AnyConnection,
+    parent: Parent,
+    id: i64,
+    p: &NoteParams,
+) -> ApiResult<Page<Note>> {
     // The timeline is newest first.
     let lister = Lister::new(
         Some("-created_at"),
@@ -121,7 +145,7 @@ async fn list(st: &AppState, parent: Parent, id: i64, p: NoteParams) -> ApiResul
     });
     sql.bind(id);
     lister.apply(&mut sql);
-    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
+    let items = rows(sql.fetch_all(conn).await?)?;
     Ok(lister.page(items))
 }
 

@@ -44,6 +44,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ready = state.ready.clone();
     let app = crate::app(state);
+    // The peer address keys the web UI's sign-in rate limit.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

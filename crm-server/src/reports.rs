@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -35,13 +36,19 @@ pub struct StageTotal {
 
 #[utoipa::path(get, path = "/reports/pipeline", tag = "reports", responses((status = 200, description = "Success", body = Vec<StageTotal>)))]
 async fn pipeline(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<StageTotal>>> {
+    let totals = pipeline_rows(&mut *st.db.pool.acquire().await?).await?;
+    Ok(axum::Json(totals))
+}
+
+/// Deals per stage and currency, ordered by stage and currency.
+pub async fn pipeline_rows(conn: &mut AnyConnection) -> ApiResult<Vec<StageTotal>> {
     // Casts keep the aggregate types integral on PostgreSQL (SUM is NUMERIC).
     let sql = Sql::new(
         "SELECT stage, currency, CAST(COUNT(*) AS BIGINT) AS count, \
          CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total_minor \
          FROM deals GROUP BY stage, currency ORDER BY stage, currency",
     );
-    Ok(axum::Json(rows(sql.fetch_all(&st.db.pool).await?)?))
+    rows(sql.fetch_all(conn).await?)
 }
 
 /// Won revenue in one month and currency.
@@ -75,22 +82,34 @@ async fn revenue(
     State(st): State<AppState>,
     Q(p): Q<RangeParams>,
 ) -> ApiResult<axum::Json<Vec<MonthRevenue>>> {
+    let (from, to) = (p.from.as_deref(), p.to.as_deref());
+    let months = revenue_rows(&mut *st.db.pool.acquire().await?, from, to).await?;
+    Ok(axum::Json(months))
+}
+
+/// Won revenue per month and currency, closed between `from` and `to`
+/// (dates, both included, either open).
+pub async fn revenue_rows(
+    conn: &mut AnyConnection,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> ApiResult<Vec<MonthRevenue>> {
     let mut sql = Sql::new(
         "SELECT SUBSTR(closed_at, 1, 7) AS month, currency, CAST(COUNT(*) AS BIGINT) AS deals, \
          CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total_minor \
          FROM deals WHERE stage = 'won' AND closed_at IS NOT NULL",
     );
-    if let Some(f) = p.from.as_deref() {
+    if let Some(f) = from {
         let d = Date::parse(f).map_err(|m| ApiError::invalid("from", m))?;
         sql.push(" AND closed_at >= ").bind(d.as_str());
     }
-    if let Some(t) = p.to.as_deref() {
+    if let Some(t) = to {
         let d = Date::parse(t).map_err(|m| ApiError::invalid("to", m))?;
         sql.push(" AND closed_at < ")
             .bind(format!("{}T99", d.as_str()));
     }
     sql.push(" GROUP BY SUBSTR(closed_at, 1, 7), currency ORDER BY month, currency");
-    Ok(axum::Json(rows(sql.fetch_all(&st.db.pool).await?)?))
+    rows(sql.fetch_all(conn).await?)
 }
 
 /// Service statistics.
@@ -119,9 +138,16 @@ struct TicketAggregate {
 
 #[utoipa::path(get, path = "/reports/tickets", tag = "reports", responses((status = 200, description = "Success", body = TicketStats)))]
 async fn tickets(State(st): State<AppState>) -> ApiResult<axum::Json<TicketStats>> {
+    let kind = st.db.kind;
+    let stats = ticket_stats(&mut *st.db.pool.acquire().await?, kind).await?;
+    Ok(axum::Json(stats))
+}
+
+/// Open and resolved tickets, resolution time and ratings.
+pub async fn ticket_stats(conn: &mut AnyConnection, kind: DbKind) -> ApiResult<TicketStats> {
     // One pass in the database; only the date arithmetic differs per dialect
     // (timestamps are RFC 3339 text in both).
-    let (seconds, float) = match st.db.kind {
+    let (seconds, float) = match kind {
         DbKind::Sqlite => (
             "(julianday(resolved_at) - julianday(created_at)) * 86400.0",
             "REAL",
@@ -142,16 +168,16 @@ async fn tickets(State(st): State<AppState>) -> ApiResult<axum::Json<TicketStats
         .push(") AS ")
         .push(float)
         .push(") AS mean_seconds_to_resolve FROM tickets");
-    let aggregate: TicketAggregate = rows(sql.fetch_all(&st.db.pool).await?)?
+    let aggregate: TicketAggregate = rows(sql.fetch_all(conn).await?)?
         .pop()
         .ok_or(ApiError::Database(sqlx::Error::RowNotFound))?;
-    Ok(axum::Json(TicketStats {
+    Ok(TicketStats {
         open: aggregate.open,
         resolved: aggregate.total - aggregate.open,
         mean_seconds_to_resolve: aggregate.mean_seconds_to_resolve,
         average_rating: aggregate.average_rating,
         ratings: aggregate.ratings,
-    }))
+    })
 }
 
 /// Conversion of one campaign.

@@ -130,34 +130,8 @@ async fn list_deals(
     State(st): State<AppState>,
     Q(p): Q<DealParams>,
 ) -> ApiResult<axum::Json<Page<Deal>>> {
-    let mut sql = Sql::new("SELECT * FROM deals WHERE 1=1");
-    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
-        sql.push(" AND LOWER(title) LIKE ")
-            .bind(like_pattern(q))
-            .push(" ESCAPE '\\'");
-    }
-    if let Some(s) = p.stage.as_deref() {
-        let s = DealStage::parse(s).map_err(|m| ApiError::invalid("stage", m))?;
-        sql.push(" AND stage = ").bind(s.as_str());
-    }
-    if let Some(c) = p.company_id {
-        sql.push(" AND company_id = ").bind(c);
-    }
-    if let Some(o) = p.owner {
-        sql.push(" AND owner = ").bind(o);
-    }
-    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
-    let allowed = [
-        ("title", "title"),
-        ("amount_minor", "amount_minor"),
-        ("expected_close", "COALESCE(expected_close, '')"),
-        ("created_at", "created_at"),
-        ("stage", "stage"),
-    ];
-    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
-    lister.apply(&mut sql);
-    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(lister.page(items)))
+    let page = list_deal_rows(&mut *st.db.pool.acquire().await?, &p).await?;
+    Ok(axum::Json(page))
 }
 
 fn closes(stage: DealStage) -> bool {
@@ -441,4 +415,53 @@ async fn get_order(State(st): State<AppState>, Id(id): Id) -> ApiResult<axum::Js
     let mut sql = Sql::new("SELECT * FROM orders WHERE id = ");
     sql.bind(id);
     Ok(axum::Json(one(sql.fetch_optional(&st.db.pool).await?)?))
+}
+
+/// One page of deals.
+pub async fn list_deal_rows(conn: &mut AnyConnection, p: &DealParams) -> ApiResult<Page<Deal>> {
+    let mut sql = Sql::new("SELECT * FROM deals WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        sql.push(" AND LOWER(title) LIKE ")
+            .bind(like_pattern(q))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(s) = p.stage.as_deref() {
+        let s = DealStage::parse(s).map_err(|m| ApiError::invalid("stage", m))?;
+        sql.push(" AND stage = ").bind(s.as_str());
+    }
+    if let Some(c) = p.company_id {
+        sql.push(" AND company_id = ").bind(c);
+    }
+    if let Some(o) = &p.owner {
+        sql.push(" AND owner = ").bind(o.clone());
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let allowed = [
+        ("title", "title"),
+        ("amount_minor", "amount_minor"),
+        ("expected_close", "COALESCE(expected_close, '')"),
+        ("created_at", "created_at"),
+        ("stage", "stage"),
+    ];
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&mut *conn).await?)?;
+    Ok(lister.page(items))
+}
+
+/// The newest `per_stage` deals of every stage, stages in pipeline order,
+/// in one statement: one range of the `(stage, id)` index per stage.
+pub async fn board_rows(conn: &mut AnyConnection, per_stage: i64) -> ApiResult<Vec<Deal>> {
+    let mut sql = Sql::new("");
+    for (i, stage) in DealStage::ALL.iter().enumerate() {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push("SELECT * FROM (SELECT * FROM deals WHERE stage = ")
+            .bind(stage.as_str());
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .bind(per_stage)
+            .push(") AS s");
+    }
+    rows(sql.fetch_all(conn).await?)
 }

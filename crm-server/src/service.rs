@@ -139,33 +139,8 @@ async fn list_tickets(
     State(st): State<AppState>,
     Q(p): Q<TicketParams>,
 ) -> ApiResult<axum::Json<Page<Ticket>>> {
-    let mut sql = Sql::new("SELECT * FROM tickets WHERE 1=1");
-    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
-        sql.push(" AND LOWER(subject) LIKE ")
-            .bind(like_pattern(q))
-            .push(" ESCAPE '\\'");
-    }
-    if let Some(s) = p.status.as_deref() {
-        let s = TicketStatus::parse(s).map_err(|m| ApiError::invalid("status", m))?;
-        sql.push(" AND status = ").bind(s.as_str());
-    }
-    if let Some(s) = p.priority.as_deref() {
-        let s = Priority::parse(s).map_err(|m| ApiError::invalid("priority", m))?;
-        sql.push(" AND priority = ").bind(s.as_str());
-    }
-    if let Some(c) = p.contact_id {
-        sql.push(" AND contact_id = ").bind(c);
-    }
-    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
-    let allowed = [
-        ("created_at", "created_at"),
-        ("subject", "subject"),
-        ("status", "status"),
-    ];
-    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
-    lister.apply(&mut sql);
-    let items = rows(sql.fetch_all(&st.db.pool).await?)?;
-    Ok(axum::Json(lister.page(items)))
+    let page = list_ticket_rows(&mut *st.db.pool.acquire().await?, &p).await?;
+    Ok(axum::Json(page))
 }
 
 fn is_done(s: TicketStatus) -> bool {
@@ -352,4 +327,38 @@ pub async fn delete_ticket_row(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// One page of tickets.
+pub async fn list_ticket_rows(
+    conn: &mut AnyConnection,
+    p: &TicketParams,
+) -> ApiResult<Page<Ticket>> {
+    let mut sql = Sql::new("SELECT * FROM tickets WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        sql.push(" AND LOWER(subject) LIKE ")
+            .bind(like_pattern(q))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(s) = p.status.as_deref() {
+        let s = TicketStatus::parse(s).map_err(|m| ApiError::invalid("status", m))?;
+        sql.push(" AND status = ").bind(s.as_str());
+    }
+    if let Some(s) = p.priority.as_deref() {
+        let s = Priority::parse(s).map_err(|m| ApiError::invalid("priority", m))?;
+        sql.push(" AND priority = ").bind(s.as_str());
+    }
+    if let Some(c) = p.contact_id {
+        sql.push(" AND contact_id = ").bind(c);
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let allowed = [
+        ("created_at", "created_at"),
+        ("subject", "subject"),
+        ("status", "status"),
+    ];
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(&mut *conn).await?)?;
+    Ok(lister.page(items))
 }

@@ -49,6 +49,11 @@ async fn filled(backend: Backend) -> (String, Option<tempfile::TempDir>) {
          (webhook_id, delivery_id, event, attempt, status_code, error, duration_ms, attempted_at) \
          SELECT webhook_id, delivery_id, event, 1, NULL, 'timed out', 10000, created_at \
          FROM webhook_outbox",
+        "INSERT INTO users (email, display_name, role, password_hash, disabled, created_at, updated_at) \
+         VALUES ('zoë@example.com', 'Zoë', 'admin', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', \
+         0, '2026-11-30T00:00:00Z', '2026-11-30T00:00:00Z')",
+        "INSERT INTO ui_sessions (token_hash, user_id, csrf_token, expires_at, created_at) \
+         SELECT 'hash', id, 'csrf', '2026-12-01T00:00:00Z', '2026-11-30T00:00:00Z' FROM users",
     ] {
         sqlx::query(sql).execute(&db.pool).await.expect(sql);
     }

@@ -52,6 +52,7 @@ pub async fn apply_all(
     let Desired {
         service_account,
         api_secret,
+        admin_secret,
         database_secret,
         config_map,
         deployment,
@@ -77,6 +78,7 @@ pub async fn apply_all(
 
     run.one(&stores.service_accounts, service_account).await?;
     run.one(&stores.secrets, api_secret).await?;
+    run.one(&stores.secrets, admin_secret).await?;
     run.all(&stores.secrets, database_secret.iter()).await?;
     run.one(&stores.config_maps, config_map).await?;
     if let Some(volume) = data_volume {

@@ -176,6 +176,10 @@ async fn resolve(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> R
         credentials::API_KEY,
         request(annotation::ROTATE_API_KEY),
     )?;
+    // Generated once; the server only reads it to create the first admin.
+    let admin_secret = existing_secret(context, validated, "admin").await?;
+    let admin_password =
+        credentials::resolve(admin_secret.as_ref(), credentials::ADMIN_PASSWORD, None)?;
     // Only Managed and Shared keep a password; other modes never look one
     // up. During a move, the database in use counts too.
     let serving = validated.serving();
@@ -222,7 +226,8 @@ async fn resolve(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> R
         });
     }
     let connection = shared.as_ref().map(Provisioned::connection);
-    let mut credentials = credentials::credentials(&api_key, &password, connection);
+    let mut credentials =
+        credentials::credentials(&api_key, &password, &admin_password, connection);
     credentials.url_in_use = url_in_use;
     Ok(Resolved {
         credentials,

@@ -183,7 +183,11 @@ fn secrets_are_shown_as_placeholders_never_as_values() {
         .iter()
         .filter(|o| o["kind"] == "Secret")
         .collect();
-    assert_eq!(secrets.len(), 2, "the API key and the database credentials");
+    assert_eq!(
+        secrets.len(),
+        3,
+        "the API key, the first administrator and the database credentials"
+    );
     for secret in secrets {
         assert!(secret.get("data").is_none(), "{secret}");
         let data = secret["stringData"].as_object().expect("stringData");

@@ -180,6 +180,9 @@ async fn a_settled_tenant_is_reconciled_without_writes_and_keeps_its_credentials
     operator.ready(&tenant).await;
     let api = operator.get::<Secret>(&tenant, "-api").expect("api secret");
     let db = operator.get::<Secret>(&tenant, "-db").expect("db secret");
+    let admin = operator
+        .get::<Secret>(&tenant, "-admin")
+        .expect("admin secret");
 
     operator.double.clear_log();
     for round in 0..100 {
@@ -201,6 +204,10 @@ async fn a_settled_tenant_is_reconciled_without_writes_and_keeps_its_credentials
     assert_eq!(api_after.resource_version(), api.resource_version());
     assert_eq!(db_after.resource_version(), db.resource_version());
     assert_eq!(api_key(&api_after), api_key(&api));
+    let admin_after = operator
+        .get::<Secret>(&tenant, "-admin")
+        .expect("admin secret");
+    assert_eq!(admin_after.data, admin.data, "the admin password is kept");
     operator.shutdown().await;
 }
 
@@ -775,13 +782,23 @@ async fn a_restarted_operator_keeps_every_credential_and_rewrites_nothing() {
     let secrets = |op: &Operator| {
         tenants
             .iter()
-            .flat_map(|t| [op.get::<Secret>(t, "-api"), op.get::<Secret>(t, "-db")])
+            .flat_map(|t| {
+                [
+                    op.get::<Secret>(t, "-api"),
+                    op.get::<Secret>(t, "-admin"),
+                    op.get::<Secret>(t, "-db"),
+                ]
+            })
             .flatten()
             .map(|s| (s.name_any(), s.data))
             .collect::<Vec<_>>()
     };
     let before = secrets(&operator);
-    assert_eq!(before.len(), 4, "three API keys and one Managed password");
+    assert_eq!(
+        before.len(),
+        7,
+        "three API keys, three admin passwords and one Managed password"
+    );
     let double = operator.double.clone();
     operator.shutdown().await;
 

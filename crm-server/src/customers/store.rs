@@ -6,10 +6,12 @@
 use serde_json::json;
 use sqlx::{Acquire, AnyConnection};
 
-use super::{Company, CompanyInput, Contact, ContactInput};
-use crate::db::{Sql, now};
+use super::{Company, CompanyInput, CompanyParams, Contact, ContactInput, ContactParams, search};
+use crate::db::{DbKind, Sql, now, rows};
 use crate::error::{ApiResult, db_error};
-use crate::store::{delete_row, fk_field, one, stale_or_missing, versioned};
+use crate::http::Page;
+use crate::pagination::Lister;
+use crate::store::{date_range, delete_row, fk_field, one, stale_or_missing, versioned};
 use crate::webhooks::Event;
 use crate::webhooks::outbox::record;
 
@@ -168,4 +170,58 @@ pub async fn delete_contact(
     record(&mut tx, Event::ContactDeleted, &json!({"id": id})).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// One page of companies: `q` is a case-insensitive substring of the name
+/// or domain.
+pub async fn list_companies(
+    conn: &mut AnyConnection,
+    p: &CompanyParams,
+) -> ApiResult<Page<Company>> {
+    let mut sql = Sql::new("SELECT * FROM companies WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        let pat = crate::http::like_pattern(q);
+        sql.push(" AND (LOWER(name) LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\'");
+        sql.push(" OR LOWER(COALESCE(domain, '')) LIKE ")
+            .bind(pat)
+            .push(" ESCAPE '\\')");
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let lister = Lister::new(
+        p.sort.as_deref(),
+        p.cursor.as_deref(),
+        p.limit,
+        &[("name", "name"), ("created_at", "created_at")],
+    )?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(conn).await?)?;
+    Ok(lister.page(items))
+}
+
+/// One page of contacts: `q` is a prefix search (`search`).
+pub async fn list_contacts(
+    conn: &mut AnyConnection,
+    kind: DbKind,
+    p: &ContactParams,
+) -> ApiResult<Page<Contact>> {
+    let mut sql = Sql::new("SELECT * FROM contacts WHERE 1=1");
+    if let Some(q) = p.q.as_deref().filter(|q| !q.trim().is_empty()) {
+        search::contact_prefix(&mut sql, kind, q);
+    }
+    if let Some(c) = p.company_id {
+        sql.push(" AND company_id = ").bind(c);
+    }
+    date_range(&mut sql, p.created_from.as_deref(), p.created_to.as_deref())?;
+    let allowed = [
+        ("last_name", "last_name"),
+        ("first_name", "first_name"),
+        ("email", "email"),
+        ("created_at", "created_at"),
+    ];
+    let lister = Lister::new(p.sort.as_deref(), p.cursor.as_deref(), p.limit, &allowed)?;
+    lister.apply(&mut sql);
+    let items = rows(sql.fetch_all(conn).await?)?;
+    Ok(lister.page(items))
 }

@@ -44,6 +44,8 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("webhooks", &["id"]),
     ("webhook_outbox", &["id"]),
     ("webhook_attempts", &["id"]),
+    ("users", &["id"]),
+    ("ui_sessions", &["token_hash"]),
 ];
 
 /// Tables of the database that are not the application's.

@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config_map::SQLITE_DIR;
-use super::secret::API_KEY;
 use super::secret::URL;
+use super::secret::{ADMIN_EMAIL, ADMIN_PASSWORD, API_KEY};
 use super::{
     METRICS_PORT, METRICS_PORT_NAME, SERVER_PORT, SERVER_PORT_NAME, cpu_quantity, metadata,
 };
@@ -179,7 +179,12 @@ fn container(tenant: &Tenant, embedded: bool) -> Container {
 /// Secrets and the tenant's extra env; the ConfigMap supplies the rest.
 fn env(tenant: &Tenant) -> Vec<EnvVar> {
     let api_secret = super::api_secret_name(tenant);
-    let mut env = vec![from_secret("CRM_API_KEY", api_secret, API_KEY)];
+    let admin_secret = super::admin_secret_name(tenant);
+    let mut env = vec![
+        from_secret("CRM_API_KEY", api_secret, API_KEY),
+        from_secret("CRM_ADMIN_EMAIL", admin_secret.clone(), ADMIN_EMAIL),
+        from_secret("CRM_ADMIN_PASSWORD", admin_secret, ADMIN_PASSWORD),
+    ];
     match &tenant.database.mode {
         // In the ConfigMap: the SQLite URL holds no secret.
         DatabaseTarget::Embedded => {}

@@ -212,4 +212,5 @@ pub(crate) fn all_modes() -> [DatabaseTarget; 4] {
 
 pub(crate) fn credentials() -> Credentials {
     Credentials::new("api-key-0123456789", "db-password-0123456789")
+        .with_admin_password("admin-password-0123456789")
 }

@@ -63,6 +63,8 @@ pub struct Credentials {
     pub api_key: String,
     /// The database password (Managed and Shared modes).
     pub database_password: String,
+    /// The password of the web UI's first administrator, in `<t>-admin`.
+    pub admin_password: String,
     /// The rotation request the API key answers, recorded on `<t>-api`.
     pub api_key_rotated_for: Option<String>,
     /// The rotation request the password answers, recorded on `<t>-db`.
@@ -82,6 +84,12 @@ impl Credentials {
             database_password: database_password.into(),
             ..Self::default()
         }
+    }
+
+    /// The same with the web UI administrator's password.
+    pub fn with_admin_password(mut self, password: impl Into<String>) -> Self {
+        self.admin_password = password.into();
+        self
     }
 }
 
@@ -120,6 +128,8 @@ pub struct Desired {
     pub service_account: ServiceAccount,
     /// `<t>-api`: the API key.
     pub api_secret: Secret,
+    /// `<t>-admin`: the web UI's first administrator.
+    pub admin_secret: Secret,
     /// `<t>-db`: database credentials (absent for Embedded and External).
     pub database_secret: Option<Secret>,
     /// Non-secret server settings.
@@ -171,6 +181,7 @@ pub fn build(tenant: &Tenant, credentials: &Credentials) -> Desired {
     Desired {
         service_account: service_account::service_account(tenant),
         api_secret: secret::api_secret(tenant, credentials),
+        admin_secret: secret::admin_secret(tenant, credentials),
         database_secret: secret::database_secret(tenant, credentials),
         deployment: deployment::deployment(&serving, &hash),
         service: service::service(tenant),
@@ -197,6 +208,7 @@ impl Desired {
         let Desired {
             service_account,
             api_secret,
+            admin_secret,
             database_secret,
             config_map,
             deployment,
@@ -213,7 +225,7 @@ impl Desired {
             backup_volume,
             transfer_job,
         } = self;
-        let mut objects = vec![json(service_account), json(api_secret)];
+        let mut objects = vec![json(service_account), json(api_secret), json(admin_secret)];
         objects.extend(database_secret.iter().map(json));
         objects.push(json(config_map));
         objects.extend(data_volume.iter().map(json));
@@ -242,6 +254,7 @@ impl Desired {
         let Desired {
             service_account,
             api_secret,
+            admin_secret,
             database_secret,
             config_map,
             deployment,
@@ -258,7 +271,12 @@ impl Desired {
             backup_volume,
             transfer_job,
         } = self;
-        let mut names = vec![of(service_account), of(api_secret), of(config_map)];
+        let mut names = vec![
+            of(service_account),
+            of(api_secret),
+            of(admin_secret),
+            of(config_map),
+        ];
         names.extend(database_secret.iter().map(of));
         names.extend([of(deployment), of(service)]);
         names.extend(hpa.iter().map(of));
@@ -320,6 +338,11 @@ pub fn cpu_quantity(cores: f64) -> Quantity {
 /// `<t>-api`.
 pub fn api_secret_name(tenant: &Tenant) -> String {
     format!("{}-api", tenant.name)
+}
+
+/// `<t>-admin`.
+pub fn admin_secret_name(tenant: &Tenant) -> String {
+    format!("{}-admin", tenant.name)
 }
 
 /// `<t>-db`.

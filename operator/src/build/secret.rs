@@ -1,4 +1,5 @@
-//! Secrets `<t>-api` (the API key) and `<t>-db` (database credentials).
+//! Secrets `<t>-api` (the API key), `<t>-admin` (the web UI's first
+//! administrator) and `<t>-db` (database credentials).
 //!
 //! Values go in `data`, not `stringData`: the API server stores and returns
 //! `data`, so what we apply compares equal to what we read back, and a
@@ -10,7 +11,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::{
-    Credentials, POSTGRES_PORT, api_secret_name, data_metadata, database_secret_name, metadata,
+    Credentials, POSTGRES_PORT, admin_secret_name, api_secret_name, data_metadata,
+    database_secret_name, metadata,
 };
 use crate::labels::Component;
 use crate::validate::{Database, DatabaseTarget, Tenant};
@@ -18,6 +20,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Key of the API key in `<t>-api`.
 pub const API_KEY: &str = "api-key";
+/// Key of the administrator's email in `<t>-admin`.
+pub const ADMIN_EMAIL: &str = "email";
+/// Key of the administrator's password in `<t>-admin`.
+pub const ADMIN_PASSWORD: &str = "password";
 /// Key of the password in `<t>-db`.
 pub const PASSWORD: &str = "password";
 /// Annotation on a Secret recording which rotation request produced its value.
@@ -40,6 +46,26 @@ pub fn api_secret(tenant: &Tenant, credentials: &Credentials) -> Secret {
     let mut meta = metadata(tenant, api_secret_name(tenant), Component::Server);
     rotated_for(&mut meta, credentials.api_key_rotated_for.as_deref());
     opaque(meta, [(API_KEY, credentials.api_key.clone())])
+}
+
+/// `<t>-admin`, keys `email` (`admin@<t>.crm.local`) and `password`: the
+/// web UI's first administrator, which the server creates at start-up when
+/// no user has that email. The password is generated once and kept; the
+/// administrator changes nothing by editing it later.
+pub fn admin_secret(tenant: &Tenant, credentials: &Credentials) -> Secret {
+    let meta = metadata(tenant, admin_secret_name(tenant), Component::Server);
+    opaque(
+        meta,
+        [
+            (ADMIN_EMAIL, admin_email(tenant)),
+            (ADMIN_PASSWORD, credentials.admin_password.clone()),
+        ],
+    )
+}
+
+/// The first administrator's sign-in name.
+pub fn admin_email(tenant: &Tenant) -> String {
+    format!("admin@{}.crm.local", tenant.name)
 }
 
 /// `<t>-db` for Managed and Shared; Embedded needs no credentials and
@@ -164,6 +190,18 @@ mod tests {
         assert_eq!(s.metadata.name.as_deref(), Some("acme-api"));
         assert_eq!(s.type_.as_deref(), Some("Opaque"));
         assert_eq!(text(&s, "api-key").as_deref(), Some("api-key-0123456789"));
+        assert_eq!(s.string_data, None);
+    }
+
+    #[test]
+    fn admin_secret_holds_the_first_administrator() {
+        let s = admin_secret(&Tenant::test(), &credentials());
+        assert_eq!(s.metadata.name.as_deref(), Some("acme-admin"));
+        assert_eq!(text(&s, "email").as_deref(), Some("admin@acme.crm.local"));
+        assert_eq!(
+            text(&s, "password").as_deref(),
+            Some("admin-password-0123456789")
+        );
         assert_eq!(s.string_data, None);
     }
 

@@ -114,6 +114,7 @@ fn objects_have_api_version_and_kind_in_apply_order() {
         [
             "ServiceAccount/acme",
             "Secret/acme-api",
+            "Secret/acme-admin",
             "Secret/acme-db",
             "ConfigMap/acme-config",
             "Service/acme-postgres",
@@ -126,7 +127,7 @@ fn objects_have_api_version_and_kind_in_apply_order() {
             "NetworkPolicy/acme-postgres",
         ]
     );
-    let hpa = &desired.objects()[8];
+    let hpa = &desired.objects()[9];
     assert_eq!(hpa["apiVersion"], "autoscaling/v2");
 }
 
@@ -138,6 +139,7 @@ fn embedded_tenant_becomes_a_single_replica_server_with_its_volume() {
         [
             "ServiceAccount/acme",
             "Secret/acme-api",
+            "Secret/acme-admin",
             "ConfigMap/acme-config",
             "PersistentVolumeClaim/acme-data",
             "Deployment/acme",

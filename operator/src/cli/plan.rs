@@ -261,7 +261,7 @@ fn breached_limit(breach: &BudgetBreach) -> String {
 }
 
 fn placeholder_credentials() -> Credentials {
-    Credentials::new(GENERATED, GENERATED)
+    Credentials::new(GENERATED, GENERATED).with_admin_password(GENERATED)
 }
 
 fn validation_problem(error: validate::ValidationError) -> FieldProblem {

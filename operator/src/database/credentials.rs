@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::build::{Credentials, SharedConnection};
 
-pub use crate::build::secret::{API_KEY, PASSWORD, ROTATED_FOR};
+pub use crate::build::secret::{ADMIN_PASSWORD, API_KEY, PASSWORD, ROTATED_FOR};
 
 /// Random bytes behind every generated secret: 256 bits.
 const SECRET_BYTES: usize = 32;
@@ -97,11 +97,13 @@ fn read(secret: &Secret, key: &str) -> Option<String> {
 pub fn credentials(
     api_key: &Resolved,
     database_password: &Resolved,
+    admin_password: &Resolved,
     shared: Option<SharedConnection>,
 ) -> Credentials {
     Credentials {
         api_key: api_key.value.clone(),
         database_password: database_password.value.clone(),
+        admin_password: admin_password.value.clone(),
         api_key_rotated_for: api_key.rotated_for.clone(),
         database_password_rotated_for: database_password.rotated_for.clone(),
         shared,

@@ -132,14 +132,20 @@ fn pods_run_under_the_restricted_pod_security_standard() {
 }
 
 #[test]
-fn server_reads_config_map_api_key_and_extra_env() {
+fn server_reads_config_map_api_key_admin_and_extra_env() {
     let tenant = Tenant::test();
     let c = pod(&tenant).containers[0].clone();
     let from = c.env_from.expect("envFrom")[0].config_map_ref.clone();
     assert_eq!(from.map(|r| r.name).as_deref(), Some("acme-config"));
     assert_eq!(
         env_names(&tenant),
-        ["CRM_API_KEY", "DATABASE_URL", "FEATURE_X"]
+        [
+            "CRM_API_KEY",
+            "CRM_ADMIN_EMAIL",
+            "CRM_ADMIN_PASSWORD",
+            "DATABASE_URL",
+            "FEATURE_X"
+        ]
     );
     assert_eq!(c.image.as_deref(), Some("crm-tenancy/crm-server:0.1.0"));
 }
