@@ -8,11 +8,13 @@
 //! `crmtenant.yaml`; a test fails when the two drift apart.
 #![forbid(unsafe_code)]
 
+mod autopilot;
 mod expose;
 mod quantity;
 mod spec;
 mod status;
 
+pub use autopilot::{AutopilotSpec, AutopilotStatus, ObservedLoad};
 pub use expose::{
     ExposeSpec, GatewayExposeSpec, IngressExposeSpec, IssuerKind, IssuerRef, TlsSpec,
 };
@@ -53,6 +55,9 @@ pub mod condition {
     pub const STALLED: &str = "Stalled";
     /// Writes to the tenant are paused by annotation.
     pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
+    /// Autopilot sizes the tenant from measurements (Calibrated), or cannot
+    /// (InsufficientData, MetricsUnavailable).
+    pub const AUTOPILOT: &str = "Autopilot";
 }
 
 /// Annotations users set on a tenant.

@@ -64,6 +64,16 @@ pub struct CrmTenantStatus {
     /// absent the tenant keeps this mode, whatever its tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_mode: Option<crate::DatabaseMode>,
+
+    /// The load, request cost and latency last measured in Prometheus (when
+    /// the operator runs with `--prometheus-url`), beside the model's
+    /// prediction for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<crate::autopilot::ObservedLoad>,
+
+    /// The figures autopilot sizes the tenant from, while it is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autopilot: Option<crate::autopilot::AutopilotStatus>,
 }
 
 /// Lifecycle phase of a tenant.

@@ -7,6 +7,7 @@
 use crm_crds::{CrmTenantStatus, Phase, condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::autopilot::Verdict;
 use crate::build;
 use crate::validate::{DatabaseTarget, Tenant};
 
@@ -30,6 +31,12 @@ pub struct Observed {
     pub deleting: bool,
     /// The database credentials were rotated at this time by this reconcile.
     pub credentials_rotated_at: Option<Time>,
+    /// Load measured in Prometheus by this reconcile; the last one stays
+    /// reported until the next.
+    pub load: Option<crm_crds::ObservedLoad>,
+    /// Autopilot's verdict of this reconcile; without one the condition
+    /// keeps what it said.
+    pub autopilot: Option<Verdict>,
 }
 
 /// A failed reconcile, as status reports it.
@@ -177,6 +184,23 @@ pub fn status(
         );
     }
 
+    if tenant.autopilot.enabled {
+        let kept = previous_conditions
+            .iter()
+            .find(|c| c.type_ == condition::AUTOPILOT)
+            .map(|c| (c.status == "True", c.reason.clone(), c.message.clone()));
+        let (status, reason, message) = match (&observed.autopilot, kept) {
+            (Some(v), _) => (v.calibrated, v.reason.to_owned(), v.message.clone()),
+            (None, Some(kept)) => kept,
+            (None, None) => (
+                false,
+                "InsufficientData".to_owned(),
+                "waiting for the first measurement".to_owned(),
+            ),
+        };
+        conditions.set(condition::AUTOPILOT, status, &reason, &message);
+    }
+
     let desired_replicas = desired_replicas(tenant, observed);
     CrmTenantStatus {
         phase: Some(phase),
@@ -194,6 +218,11 @@ pub fn status(
             .clone()
             .or_else(|| previous.and_then(|p| p.database_credentials_rotated_at.clone())),
         database_mode: Some(tenant.database.mode.mode()),
+        observed: observed
+            .load
+            .clone()
+            .or_else(|| previous.and_then(|p| p.observed.clone())),
+        autopilot: tenant.learned.clone(),
     }
 }
 
