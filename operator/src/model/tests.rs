@@ -406,10 +406,10 @@ proptest! {
         let variable = size(&Inputs { service_time_scv: (scv + more).min(25.0), ..inputs.clone() });
         prop_assert!(variable.sizing.replicas >= base.sizing.replicas);
         prop_assert!(variable.sizing.min_replicas >= base.sizing.min_replicas);
-        if let (Some(a), Some(b)) = (base.sizing.predicted_p95_latency_ms, variable.sizing.predicted_p95_latency_ms) {
-            if variable.sizing.replicas == base.sizing.replicas {
-                prop_assert!(b >= a, "{b} < {a}");
-            }
+        if let (Some(a), Some(b)) = (base.sizing.predicted_p95_latency_ms, variable.sizing.predicted_p95_latency_ms)
+            && variable.sizing.replicas == base.sizing.replicas
+        {
+            prop_assert!(b >= a, "{b} < {a}");
         }
     }
 
