@@ -1,6 +1,6 @@
 //! Reads a tenant's measured load from Prometheus's HTTP API
 //! (`/api/v1/query`): the only I/O of autopilot. Its answer, a
-//! [`Sample`](crate::autopilot::Sample), goes to the pure stages as plain
+//! [`Sample`], goes to the pure stages as plain
 //! values.
 //!
 //! Every query reads a recording rule of `config/monitoring` (so each costs
