@@ -8,12 +8,14 @@
 //! `crmtenant.yaml`; a test fails when the two drift apart.
 #![forbid(unsafe_code)]
 
+mod autopilot;
 mod backup;
 mod expose;
 mod quantity;
 mod spec;
 mod status;
 
+pub use autopilot::{AutopilotSpec, AutopilotStatus, ObservedLoad};
 pub use backup::{BackupSpec, BackupStatus};
 pub use expose::{
     ExposeSpec, GatewayExposeSpec, IngressExposeSpec, IssuerKind, IssuerRef, TlsSpec,
@@ -60,6 +62,9 @@ pub mod condition {
     pub const MIGRATION_FAILED: &str = "MigrationFailed";
     /// The last restore of a backup failed; the database is as it was.
     pub const RESTORE_FAILED: &str = "RestoreFailed";
+    /// Autopilot sizes the tenant from measurements (Calibrated), or cannot
+    /// (InsufficientData, MetricsUnavailable).
+    pub const AUTOPILOT: &str = "Autopilot";
 }
 
 /// Annotations users set on a tenant.

@@ -89,6 +89,11 @@ pub struct CrmTenantSpec {
     /// Setting it back to false restores everything.
     #[serde(default)]
     pub suspend: bool,
+
+    /// Size from the load and request cost measured in Prometheus instead
+    /// of the figures above (off unless enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autopilot: Option<crate::autopilot::AutopilotSpec>,
 }
 
 /// Service tier of a tenant.
@@ -164,6 +169,18 @@ pub struct PerformanceSpec {
     #[x_kube(validation = Rule::new("self > 0.0 && self < 1.0")
         .message("targetUtilization must be strictly between 0 and 1"))]
     pub target_utilization: f64,
+
+    /// How variable one request's CPU time is: the squared coefficient of
+    /// variation of the service time (variance over the squared mean). 1, the
+    /// default, is the exponential service of an M/M/1 queue; 0 is every
+    /// request costing the same; a mix of cheap reads and heavy reports or
+    /// exports is above 1. Higher values predict a higher p95 and need more
+    /// replicas for the same target (M/G/1, Pollaczek–Khinchine; see
+    /// docs/model.md). status.observed.serviceTimeScv estimates it from the
+    /// latency histogram.
+    #[serde(default = "defaults::service_time_scv")]
+    #[schemars(range(min = 0.0, max = 25.0))]
+    pub service_time_scv: f64,
 }
 
 /// CPU and memory of one replica.
@@ -498,6 +515,10 @@ pub mod defaults {
     /// Target CPU utilisation.
     pub fn target_utilization() -> f64 {
         0.7
+    }
+    /// Squared coefficient of variation of the service time (M/M/1).
+    pub fn service_time_scv() -> f64 {
+        1.0
     }
     /// Autoscaler headroom above the peak.
     pub fn headroom() -> f64 {

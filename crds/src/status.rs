@@ -80,6 +80,16 @@ pub struct CrmTenantStatus {
     /// Scheduled backups: the last success and the last failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<crate::BackupStatus>,
+
+    /// The load, request cost and latency last measured in Prometheus (when
+    /// the operator runs with `--prometheus-url`), beside the model's
+    /// prediction for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<crate::autopilot::ObservedLoad>,
+
+    /// The figures autopilot sizes the tenant from, while it is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autopilot: Option<crate::autopilot::AutopilotStatus>,
 }
 
 /// Which database a tenant's data is in; never a secret value.

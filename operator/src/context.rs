@@ -14,6 +14,7 @@ use kube::{Client, ResourceExt};
 
 use crate::kinds::Stores;
 use crate::metrics::Metrics;
+use crate::observe::Prometheus;
 use crate::synced::Synced;
 use crate::written::Written;
 use crm_crds::CrmTenant;
@@ -45,6 +46,9 @@ pub struct Settings {
     /// Namespaces whose pods may scrape the tenants' metrics port (the
     /// monitoring stack's); none when absent.
     pub monitoring_namespaces: Option<LabelSelector>,
+    /// Prometheus's base URL: tenants' load is measured there for
+    /// `status.observed` and autopilot; nothing is measured when absent.
+    pub prometheus_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -59,6 +63,7 @@ impl Default for Settings {
             cache_sync_timeout: Duration::from_secs(30),
             shared_servers_namespace: DEFAULT_SHARED_SERVERS_NAMESPACE.to_owned(),
             monitoring_namespaces: crate::validate::Platform::default().monitoring_namespaces,
+            prometheus_url: None,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Statuses written that the tenant cache may not show yet.
     pub written: Written,
+    /// Where tenants' load is measured, when the operator was told.
+    pub prometheus: Option<Prometheus>,
     /// Consecutive failures per tenant, for backoff.
     failures: Mutex<HashMap<ObjectRef<CrmTenant>, u32>>,
     /// Whether every watch has listed.
@@ -104,7 +111,13 @@ impl Context {
         metrics: Arc<Metrics>,
         synced: Synced,
     ) -> Self {
+        let prometheus = settings.prometheus_url.as_deref().and_then(|url| {
+            Prometheus::new(url)
+                .inspect_err(|e| tracing::error!(error = %e, "not measuring tenants"))
+                .ok()
+        });
         Self {
+            prometheus,
             synced_deadline: tokio::time::Instant::now() + settings.cache_sync_timeout,
             client,
             stores,

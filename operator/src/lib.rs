@@ -6,7 +6,8 @@
 //!                           Shared database)            ownership)
 //! ```
 //!
-//! `model`, `validate`, `build` and `status` are pure: no I/O, no clients.
+//! `model`, `autopilot`, `validate`, `build` and `status` are pure: no I/O,
+//! no clients; `observe` reads measured load from Prometheus for autopilot.
 //! `reconcile` runs the flow for one tenant, `apply` and `database` talk to
 //! the API server and the shared PostgreSQL servers, `kinds` lists every kind
 //! of child once (caches, watches, pruning), `gateway_api` types the Gateway
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod autopilot;
 pub mod build;
 pub mod cli;
 pub mod client;
@@ -32,6 +34,7 @@ pub mod leader;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
+pub mod observe;
 pub mod owned;
 pub mod ownership;
 pub mod rbac;

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crm_crds::{CrmTenant, CrmTenantStatus, Phase, annotation};
+use crm_crds::{AutopilotStatus, CrmTenant, CrmTenantStatus, Phase, annotation};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -26,6 +26,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::apply::{self, Report};
+use crate::autopilot::{self, Sample, Verdict};
 use crate::build::{self, Credentials};
 use crate::context::Context;
 use crate::database::credentials::{self, Change};
@@ -33,6 +34,7 @@ use crate::database::provision::{self, Provisioned};
 use crate::events::{self, publish};
 use crate::labels::FIELD_MANAGER;
 use crate::metrics::Outcome;
+use crate::model;
 use crate::status::{self, DatabaseState, Failure, Observed};
 use crate::validate::{self, DatabaseTarget, Tenant, ValidationError};
 use crate::{Error, Result};
@@ -67,10 +69,15 @@ async fn reconcile_traced(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Resu
     context.caches_synced().await;
     let started = Instant::now();
     let limit = context.settings.reconcile_timeout;
-    let validated = validate::validate_with(&tenant, &context.platform());
-    let result = tokio::time::timeout(limit, reconcile_tenant(&tenant, &validated, &context))
-        .await
-        .unwrap_or(Err(Error::Timeout(limit)));
+    let measured = measure(&tenant, &context).await;
+    let validated =
+        validate::validate_learned(&tenant, &context.platform(), measured.learned.as_ref());
+    let result = tokio::time::timeout(
+        limit,
+        reconcile_tenant(&tenant, &validated, &measured, &context),
+    )
+    .await
+    .unwrap_or(Err(Error::Timeout(limit)));
     match &result {
         Ok(_) => context.succeeded(&tenant),
         Err(error) => {
@@ -90,10 +97,14 @@ async fn reconcile_traced(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Resu
 async fn reconcile_tenant(
     tenant: &CrmTenant,
     validated: &std::result::Result<Tenant, ValidationError>,
+    measured: &Measured,
     context: &Context,
 ) -> Result<Action> {
     if provision::deleting(tenant) {
         context.written.forget(tenant);
+        if let Some(prometheus) = &context.prometheus {
+            prometheus.forget(&tenant.namespace().unwrap_or_default(), &tenant.name_any());
+        }
         return provision::finalize(tenant, context).await;
     }
     let validated = validated.as_ref().map_err(|e| Error::Invalid(e.clone()))?;
@@ -110,12 +121,20 @@ async fn reconcile_tenant(
             .wrote(report.applied.len(), report.pruned.len());
         applied = Some((resolved, report));
     }
-    let observed = observe(validated, context, paused, applied.as_ref().map(|(r, _)| r));
+    let mut observed = observe(validated, context, paused, applied.as_ref().map(|(r, _)| r));
+    observed.load = measured.sample.as_ref().and_then(|sample| {
+        let replicas = u32::try_from(observed.ready_replicas).unwrap_or(0);
+        autopilot::observed(sample, &validated.inputs, replicas, &now())
+    });
+    observed.autopilot = measured.verdict.clone();
     let previous = context.written.current(tenant);
     let new_status = status::status(validated, &observed, previous.as_ref(), &now());
     let ready = new_status.phase == Some(Phase::Ready);
     if previous.as_ref() != Some(&new_status) {
         patch_status(tenant, context, &new_status).await?;
+    }
+    if measured.verdict.as_ref().is_some_and(|v| v.calibrated) {
+        publish_resize(tenant, context, previous.as_ref(), &new_status).await;
     }
     let awaited = applied.as_ref().is_some_and(|(_, report)| report.awaited);
     if let Some((resolved, report)) = &applied {
@@ -144,12 +163,123 @@ async fn reconcile_tenant(
         .await;
     }
     let mut next = if ready || paused { RESYNC } else { CONVERGING };
+    if context.prometheus.is_some() && !paused {
+        next = next.min(validated.autopilot.interval);
+    }
     if awaited {
         // An entry of the ledger stood in for the cache; should the watch
         // never show that write, drift is still caught when it expires.
         next = next.min(crate::ledger::WINDOW);
     }
     Ok(Action::requeue(next))
+}
+
+/// What autopilot measured before this reconcile, and what it made of it.
+#[derive(Debug, Default)]
+struct Measured {
+    /// A new sample from Prometheus, when one was due and read.
+    sample: Option<Sample>,
+    /// The figures to size from: new ones, else the status's.
+    learned: Option<AutopilotStatus>,
+    /// The Autopilot condition's new verdict; None keeps the last.
+    verdict: Option<Verdict>,
+}
+
+/// Reads Prometheus once per interval (`spec.autopilot.intervalSeconds`),
+/// when the operator has `--prometheus-url`, and learns from the answer
+/// while autopilot is enabled. Nothing else in the reconcile does I/O for
+/// autopilot: the result goes to validate and status as plain values.
+async fn measure(tenant: &CrmTenant, context: &Context) -> Measured {
+    let settings = autopilot::Settings::from_spec(tenant.spec.autopilot.as_ref());
+    let previous = context.written.current(tenant);
+    let prior = previous.as_ref().and_then(|p| p.autopilot.clone());
+    let mut measured = Measured {
+        learned: prior.clone(),
+        ..Measured::default()
+    };
+    let Some(prometheus) = &context.prometheus else {
+        if settings.enabled {
+            measured.verdict = Some(autopilot::unavailable(
+                "the operator runs without --prometheus-url",
+            ));
+        }
+        return measured;
+    };
+    let (namespace, name) = (tenant.namespace().unwrap_or_default(), tenant.name_any());
+    let last = previous.as_ref().and_then(|p| p.observed.as_ref());
+    if paused(tenant)
+        || provision::deleting(tenant)
+        || !autopilot::due(last, settings.interval, &now())
+        || !prometheus.claim(&namespace, &name, settings.interval)
+    {
+        return measured;
+    }
+    let sample = match prometheus
+        .sample(&namespace, &name, &settings.peak_window)
+        .await
+    {
+        Ok(sample) => sample,
+        Err(error) => {
+            tracing::warn!(%error, "measuring the tenant's load failed");
+            if settings.enabled {
+                measured.verdict = Some(autopilot::unavailable(&error.to_string()));
+            }
+            return measured;
+        }
+    };
+    let spec = model::Inputs::from_spec(&tenant.spec, validate::database_mode(tenant));
+    if let (true, Ok(spec)) = (settings.enabled, spec) {
+        let spec_peak = model::size(&spec).sizing.peak_requests_per_second;
+        match autopilot::learn(prior.as_ref(), spec.request_cpu_millis, spec_peak, &sample) {
+            Ok(learned) => {
+                measured.verdict = Some(autopilot::calibrated(&learned));
+                measured.learned = Some(learned);
+            }
+            Err(verdict) => measured.verdict = Some(verdict),
+        }
+    }
+    measured.sample = Some(sample);
+    measured
+}
+
+/// An Event when autopilot's figures changed the replicas: before, after, why.
+async fn publish_resize(
+    tenant: &CrmTenant,
+    context: &Context,
+    previous: Option<&CrmTenantStatus>,
+    new: &CrmTenantStatus,
+) {
+    let range = |s: &crm_crds::Sizing| (s.replicas, s.min_replicas, s.max_replicas);
+    let (Some(before), Some(after), Some(learned)) = (
+        previous.and_then(|p| p.sizing.as_ref()),
+        new.sizing.as_ref(),
+        new.autopilot.as_ref(),
+    ) else {
+        return;
+    };
+    if range(before) == range(after) {
+        return;
+    }
+    let note = format!(
+        "peak replicas {} → {}, range {}..{} → {}..{}: measured peak {} req/s at {} ms CPU per request (was sized for {} req/s)",
+        before.replicas,
+        after.replicas,
+        before.min_replicas,
+        before.max_replicas,
+        after.min_replicas,
+        after.max_replicas,
+        learned.peak_requests_per_second,
+        learned.request_cpu_millis,
+        before.peak_requests_per_second,
+    );
+    publish(
+        tenant,
+        context,
+        EventType::Normal,
+        "AutopilotResized",
+        &note,
+    )
+    .await;
 }
 
 /// What build needs from outside the spec, and what finding it changed.
@@ -336,6 +466,8 @@ fn observe(
         deleting: false,
         credentials_rotated_at: resolved.is_some_and(|r| r.database_rotated).then(now),
         backup: transfer::backup_status(tenant, context),
+        load: None,
+        autopilot: None,
     }
 }
 

@@ -7,6 +7,7 @@
 use crm_crds::{CrmTenantStatus, Phase, condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::autopilot::Verdict;
 use crate::build;
 use crate::validate::{DatabaseTarget, Tenant, TransferKind, TransferState, in_use};
 
@@ -32,6 +33,12 @@ pub struct Observed {
     pub credentials_rotated_at: Option<Time>,
     /// What the backup CronJob and its Jobs say, when backups are on.
     pub backup: Option<crm_crds::BackupStatus>,
+    /// Load measured in Prometheus by this reconcile; the last one stays
+    /// reported until the next.
+    pub load: Option<crm_crds::ObservedLoad>,
+    /// Autopilot's verdict of this reconcile; without one the condition
+    /// keeps what it said.
+    pub autopilot: Option<Verdict>,
 }
 
 /// A failed reconcile, as status reports it.
@@ -186,6 +193,23 @@ pub fn status(
         );
     }
 
+    if tenant.autopilot.enabled {
+        let kept = previous_conditions
+            .iter()
+            .find(|c| c.type_ == condition::AUTOPILOT)
+            .map(|c| (c.status == "True", c.reason.clone(), c.message.clone()));
+        let (status, reason, message) = match (&observed.autopilot, kept) {
+            (Some(v), _) => (v.calibrated, v.reason.to_owned(), v.message.clone()),
+            (None, Some(kept)) => kept,
+            (None, None) => (
+                false,
+                "InsufficientData".to_owned(),
+                "waiting for the first measurement".to_owned(),
+            ),
+        };
+        conditions.set(condition::AUTOPILOT, status, &reason, &message);
+    }
+
     let desired_replicas = desired_replicas(tenant, observed);
     let serving = tenant.serving();
     CrmTenantStatus {
@@ -207,6 +231,11 @@ pub fn status(
         database: Some(in_use(&serving.database)),
         restored: restored(tenant).or_else(|| previous.and_then(|p| p.restored.clone())),
         backup: observed.backup.clone(),
+        observed: observed
+            .load
+            .clone()
+            .or_else(|| previous.and_then(|p| p.observed.clone())),
+        autopilot: tenant.learned.clone(),
     }
 }
 

@@ -10,6 +10,7 @@ use crm_crds::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::Resource;
 
+use crate::autopilot;
 use crate::model::{self, Capacity};
 
 mod cron;
@@ -63,6 +64,12 @@ pub struct Tenant {
     pub suspend: bool,
     /// The capacity model's answer.
     pub capacity: Capacity,
+    /// The model's inputs, learned figures (if any) in place.
+    pub inputs: model::Inputs,
+    /// `spec.autopilot`, resolved.
+    pub autopilot: autopilot::Settings,
+    /// The figures autopilot sized the tenant from, while enabled.
+    pub learned: Option<crm_crds::AutopilotStatus>,
     /// A HorizontalPodAutoscaler manages the replica count.
     pub autoscaling: bool,
     /// CPU cores of one replica (request and limit).
@@ -207,8 +214,19 @@ pub fn validate(tenant: &CrmTenant) -> Result<Tenant, ValidationError> {
     validate_with(tenant, &Platform::default())
 }
 
-/// [`validate`], with the operator's settings.
+/// [`validate`], with the operator's settings; autopilot's figures are the
+/// ones the tenant's status holds.
 pub fn validate_with(tenant: &CrmTenant, platform: &Platform) -> Result<Tenant, ValidationError> {
+    let learned = tenant.status.as_ref().and_then(|s| s.autopilot.as_ref());
+    validate_learned(tenant, platform, learned)
+}
+
+/// [`validate_with`], sizing from `learned` when `spec.autopilot` is enabled.
+pub fn validate_learned(
+    tenant: &CrmTenant,
+    platform: &Platform,
+    learned: Option<&crm_crds::AutopilotStatus>,
+) -> Result<Tenant, ValidationError> {
     let meta = tenant.meta();
     let name = meta.name.clone().ok_or(ValidationError::MissingName)?;
     let namespace = meta
@@ -219,7 +237,12 @@ pub fn validate_with(tenant: &CrmTenant, platform: &Platform) -> Result<Tenant, 
     let mode = database_mode(tenant);
     let database = resolve_database(spec.database.clone().unwrap_or_default(), mode)?;
     check_cross_field_rules(spec, &database)?;
-    let inputs = model::Inputs::from_spec(spec, mode).map_err(|e| field(e.path, &e.message))?;
+    let settings = autopilot::Settings::from_spec(spec.autopilot.as_ref());
+    let learned = learned.filter(|_| settings.enabled).cloned();
+    let mut inputs = model::Inputs::from_spec(spec, mode).map_err(|e| field(e.path, &e.message))?;
+    if let Some(learned) = &learned {
+        inputs = autopilot::apply(&inputs, learned);
+    }
     let capacity = model::size(&inputs);
     let resources = spec.resources.clone();
     let server = spec.server.clone().unwrap_or_default();
@@ -263,6 +286,9 @@ pub fn validate_with(tenant: &CrmTenant, platform: &Platform) -> Result<Tenant, 
         backup,
         transfer,
         capacity,
+        inputs,
+        autopilot: settings,
+        learned,
         name,
         namespace,
     })
@@ -286,6 +312,14 @@ fn check_cross_field_rules(
         return Err(field(
             "spec.performance.targetUtilization",
             "targetUtilization must be strictly between 0 and 1",
+        ));
+    }
+    if let Some(performance) = &spec.performance
+        && !(0.0..=25.0).contains(&performance.service_time_scv)
+    {
+        return Err(field(
+            "spec.performance.serviceTimeScv",
+            "serviceTimeScv must be between 0 and 25",
         ));
     }
     let (min, max) = spec

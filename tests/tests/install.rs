@@ -287,13 +287,24 @@ fn the_monitoring_overlay_adds_scrapes_rules_and_a_dashboard_to_the_install() {
     ]));
     assert_eq!(build.kinds(), expected);
     let rules: Value = build.one("PrometheusRule");
-    let alerts: BTreeSet<String> = rules["spec"]["groups"]
-        .as_array()
-        .expect("groups")
-        .iter()
-        .flat_map(|g| g["rules"].as_array().expect("rules").iter())
-        .map(|r| r["alert"].as_str().expect("alert").to_owned())
-        .collect();
+    let named = |key: &str| -> BTreeSet<String> {
+        rules["spec"]["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+            .filter_map(|r| r[key].as_str().map(str::to_owned))
+            .collect()
+    };
+    let alerts = named("alert");
+    // What autopilot queries (crm_operator::observe).
+    for record in [
+        crm_operator::observe::RATE_RULE,
+        crm_operator::observe::BUCKETS_RULE,
+        crm_operator::observe::CPU_RULE,
+    ] {
+        assert!(named("record").contains(record), "recording rule {record}");
+    }
     for alert in [
         "CrmOperatorDown",
         "CrmOperatorReconcileErrors",

@@ -40,6 +40,8 @@ fn inputs(args: &Args, peak: f64) -> Inputs {
         latency_target_ms: args.latency_target_ms,
         base_latency_ms: args.base_latency_ms,
         target_utilization: 0.7,
+        // M/M/1, whose closed form μ − δ is printed beside the bisection.
+        service_time_scv: 1.0,
         cpu: args.cores,
         tier_floor: 1,
         min_replicas: None,

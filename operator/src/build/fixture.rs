@@ -54,6 +54,9 @@ impl Tenant {
             monitoring_namespaces: Some(crate::labels::namespace_named("monitoring")),
             backup: None,
             transfer: None,
+            inputs: inputs(),
+            autopilot: crate::autopilot::Settings::from_spec(None),
+            learned: None,
         }
     }
 
@@ -213,4 +216,15 @@ pub(crate) fn all_modes() -> [DatabaseTarget; 4] {
 pub(crate) fn credentials() -> Credentials {
     Credentials::new("api-key-0123456789", "db-password-0123456789")
         .with_admin_password("admin-password-0123456789")
+}
+
+/// The model's inputs of a Growth tenant at 300 req/s (not what its fixed
+/// sizing says: build reads the sizing, never the inputs).
+fn inputs() -> crate::model::Inputs {
+    let spec: crm_crds::CrmTenantSpec = serde_json::from_value(serde_json::json!({
+        "tier": "Growth",
+        "load": {"peakRequestsPerSecond": 300}
+    }))
+    .expect("a valid spec");
+    crate::model::Inputs::from_spec(&spec, crm_crds::DatabaseMode::Managed).expect("valid inputs")
 }

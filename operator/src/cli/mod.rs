@@ -88,6 +88,13 @@ pub struct RunArgs {
         value_parser = NamespaceSelector::parse
     )]
     pub monitoring_namespace_selector: NamespaceSelector,
+    /// Prometheus's base URL (`http://prometheus.monitoring.svc:9090`): each
+    /// tenant's request rate, CPU per request and p95 are read there every
+    /// `spec.autopilot.intervalSeconds` into `status.observed`, and tenants
+    /// with `spec.autopilot.enabled` are sized from them. Needs the recording
+    /// rules of config/monitoring.
+    #[arg(long, env = "CRM_PROMETHEUS_URL", value_parser = prometheus_url)]
+    pub prometheus_url: Option<String>,
     /// Log format.
     #[arg(long, env = "CRM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -114,6 +121,13 @@ pub struct RunArgs {
     /// Seconds a lease lasts: how long a standby waits for a leader that died.
     #[arg(long, env = "CRM_OPERATOR_LEASE_DURATION_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
     pub lease_duration_secs: u64,
+}
+
+/// `--prometheus-url`, refused at start when it cannot name a server.
+fn prometheus_url(text: &str) -> Result<String, String> {
+    crate::observe::Prometheus::new(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// A namespace label selector given on the command line; empty selects none.
@@ -149,6 +163,7 @@ impl RunArgs {
             cache_sync_timeout: std::time::Duration::from_secs(self.cache_sync_timeout_secs),
             shared_servers_namespace: self.shared_servers_namespace.clone(),
             monitoring_namespaces: self.monitoring_namespace_selector.0.as_deref().cloned(),
+            prometheus_url: self.prometheus_url.clone(),
             ..crate::controller::Settings::default()
         }
     }

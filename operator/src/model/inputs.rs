@@ -82,6 +82,8 @@ impl Inputs {
                 .map_or_else(defaults::base_latency_ms, |p| p.base_latency_ms),
             target_utilization: performance
                 .map_or_else(defaults::target_utilization, |p| p.target_utilization),
+            service_time_scv: performance
+                .map_or_else(defaults::service_time_scv, |p| p.service_time_scv),
             cpu,
             tier_floor: tier_floor(spec.tier),
             min_replicas: count(replicas.and_then(|r| r.min)),

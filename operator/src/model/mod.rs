@@ -3,12 +3,19 @@
 //! ```text
 //!  load ──► λp, λavg ─┐
 //!  cpu, c_ms ──► μ ───┼─► N(λ) = max(N_u, N_l, floor, min) ⊓ max ──► N_peak, N_base
-//!  T, t0 ──► δ ───────┘                                                 │
+//!  T, t0, scv ──► δ ──┘                                                 │
 //!        HPA min/max, PDB, predictions at peak, DB pool ◄───────────────┘
 //! ```
 //!
 //! f64 throughout; "ceil" is `ceil(x − 1e-9)` so that 2.0000000001 counts as 2.
 //! Reported figures are rounded for status; the arithmetic never is.
+//!
+//! Each replica is an M/G/1 queue: service times of any distribution, with
+//! squared coefficient of variation `scv` (1 is the exponential of M/M/1).
+//! The Pollaczek–Khinchine mean sojourn time is `g / (μ − λ/N)` with
+//! `g = 1 + ρ (scv − 1) / 2`, and its p95 is approximated as that of an
+//! exponential with the same mean (docs/model.md). At `scv = 1`, `g` is
+//! exactly 1.0 and every figure is the M/M/1 one, bit for bit.
 
 mod inputs;
 #[cfg(test)]
@@ -37,6 +44,8 @@ pub struct Inputs {
     pub base_latency_ms: f64,
     /// ρ.
     pub target_utilization: f64,
+    /// scv: squared coefficient of variation of the service time (1 = M/M/1).
+    pub service_time_scv: f64,
     /// r, cores.
     pub cpu: f64,
     /// f.
@@ -99,6 +108,8 @@ struct Rates {
     /// δ: the spare service rate the p95 target needs; None when T ≤ t0.
     delta: Option<f64>,
     t0: f64,
+    /// scv of the service time.
+    scv: f64,
 }
 
 impl Rates {
@@ -119,7 +130,34 @@ impl Rates {
             mu: inputs.cpu / (inputs.request_cpu_millis / 1000.0),
             delta: (target > t0).then(|| LN_20 / (target - t0)),
             t0,
+            scv: inputs.service_time_scv,
         }
+    }
+
+    /// g: the Pollaczek–Khinchine mean sojourn time of a replica fed `x`
+    /// req/s, in units of the M/M/1 one, 1 / (μ − x). Exactly 1.0 at scv = 1.
+    fn variability(&self, x: f64) -> f64 {
+        1.0 + (x / self.mu) * (self.scv - 1.0) / 2.0
+    }
+
+    /// Mean time in the replica's CPU queue, waiting and served (s), for a
+    /// replica fed `x` req/s; None when it cannot keep up.
+    fn sojourn(&self, x: f64) -> Option<f64> {
+        (self.mu > x).then(|| self.variability(x) / (self.mu - x))
+    }
+
+    /// p95 latency (s) of a replica fed `x` req/s: t0 plus the p95 of an
+    /// exponential with the mean sojourn time; None when it cannot keep up.
+    fn p95(&self, x: f64) -> Option<f64> {
+        (self.mu > x).then(|| self.t0 + LN_20 * self.variability(x) / (self.mu - x))
+    }
+
+    /// The most req/s one replica takes while its p95 stays within the
+    /// target: x ≤ (μ − δ) / (1 + δ (scv − 1) / (2μ)), the M/M/1 bound μ − δ
+    /// at scv = 1. None when no load meets the target.
+    fn latency_bound(&self) -> Option<f64> {
+        let delta = self.delta.filter(|delta| self.mu > *delta)?;
+        Some((self.mu - delta) / (1.0 + delta * (self.scv - 1.0) / (2.0 * self.mu)))
     }
 
     /// Some replica count meets the p95 target.
@@ -130,10 +168,7 @@ impl Rates {
     /// N(λ) before m_max: utilisation bound, p95 bound (when feasible), floors.
     fn uncapped(&self, inputs: &Inputs, lambda: f64) -> u32 {
         let utilisation = ceil(lambda / (inputs.target_utilization * self.mu));
-        let latency = match self.delta {
-            Some(delta) if self.mu > delta => ceil(lambda / (self.mu - delta)),
-            _ => 0,
-        };
+        let latency = self.latency_bound().map_or(0, |bound| ceil(lambda / bound));
         utilisation
             .max(latency)
             .max(inputs.tier_floor)
@@ -150,8 +185,19 @@ impl Rates {
     /// None when the replicas cannot keep up.
     fn in_flight(&self, n: u32) -> Option<f64> {
         let per_replica = self.peak / f64::from(n.max(1));
-        (self.mu > per_replica).then(|| per_replica * (self.t0 + 1.0 / (self.mu - per_replica)))
+        self.sojourn(per_replica)
+            .map(|sojourn| per_replica * (self.t0 + sojourn))
     }
+}
+
+/// The p95 latency (ms) the model predicts for `n` replicas sharing
+/// `requests_per_second` evenly, as in [`size`]'s prediction at peak; None
+/// when they cannot keep up. Autopilot compares it with the measured p95.
+pub fn predicted_p95_ms(inputs: &Inputs, requests_per_second: f64, n: u32) -> Option<f64> {
+    let rates = Rates::new(inputs);
+    rates
+        .p95(requests_per_second / f64::from(n.max(1)))
+        .map(|s| round(s * 1000.0, 2))
 }
 
 /// The pool each replica needs: max(2, ceil(L) + 1). When the replicas cannot
@@ -160,7 +206,7 @@ impl Rates {
 fn pool_size(rates: &Rates, inputs: &Inputs, n: u32) -> u32 {
     let in_flight = rates.in_flight(n).unwrap_or_else(|| {
         let served = inputs.target_utilization * rates.mu;
-        served * (rates.t0 + 1.0 / (rates.mu - served))
+        served * (rates.t0 + rates.sojourn(served).unwrap_or(f64::INFINITY))
     });
     ceil(in_flight).saturating_add(1).max(2)
 }
@@ -210,7 +256,7 @@ pub fn size(inputs: &Inputs) -> Capacity {
 
 fn sizing(inputs: &Inputs, rates: &Rates, n: u32, min: u32, max: u32, pool: u32) -> Sizing {
     let per_replica = rates.peak / f64::from(n.max(1));
-    let p95 = (rates.mu > per_replica).then(|| rates.t0 + LN_20 / (rates.mu - per_replica));
+    let p95 = rates.p95(per_replica);
     Sizing {
         peak_requests_per_second: round(rates.peak, 2),
         average_requests_per_second: round(rates.average, 2),

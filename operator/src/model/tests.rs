@@ -13,6 +13,7 @@ fn example_a() -> Inputs {
         latency_target_ms: 200.0,
         base_latency_ms: 5.0,
         target_utilization: 0.7,
+        service_time_scv: 1.0,
         cpu: 0.5,
         tier_floor: 2,
         min_replicas: None,
@@ -242,6 +243,71 @@ fn inputs_resolve_tier_and_spec_defaults() {
     );
 }
 
+#[test]
+fn variable_service_times_raise_the_p95_and_the_replicas() {
+    // Example A with scv 4 (a mix of cheap reads and heavy reports): at 150
+    // req/s per replica, ρ = 0.6, g = 1 + 0.6 × 3 / 2 = 1.9, so the p95 is
+    // 5 + 1000 × ln 20 × 1.9 / 100 = 61.92 ms instead of 34.96 ms.
+    let a = size(&example_a()).sizing;
+    let variable = size(&Inputs {
+        service_time_scv: 4.0,
+        ..example_a()
+    })
+    .sizing;
+    assert_eq!(variable.predicted_p95_latency_ms, Some(61.92));
+    assert_eq!(a.predicted_p95_latency_ms, Some(34.96));
+    // A tighter target shows the latency bound moving: at T = 40 ms,
+    // δ = 85.59; M/M/1 takes 164.41 req/s per replica (N_l = 2), M/G/1 with
+    // scv 4 only (250 − 85.59) / (1 + 85.59 × 3 / 500) = 108.62 (N_l = 3).
+    let tight = |scv| {
+        size(&Inputs {
+            latency_target_ms: 40.0,
+            service_time_scv: scv,
+            ..example_a()
+        })
+        .sizing
+    };
+    assert_eq!(tight(1.0).replicas, 2);
+    assert_eq!(tight(4.0).replicas, 3);
+    let p95 = tight(4.0).predicted_p95_latency_ms.expect("stable");
+    assert!(p95 <= 40.0, "{p95}");
+    // Constant service times (scv 0) shorten the wait: g = 0.7.
+    let constant = size(&Inputs {
+        service_time_scv: 0.0,
+        ..example_a()
+    })
+    .sizing;
+    assert_eq!(constant.predicted_p95_latency_ms, Some(25.97));
+}
+
+/// Today's M/M/1 figures, written out as MODEL.md states them, to compare
+/// the M/G/1 model with at scv = 1.
+fn mm1(inputs: &Inputs) -> (u32, Option<f64>, Option<f64>) {
+    let peak = inputs.peak_requests_per_second.expect("peak given");
+    let mu = inputs.cpu / (inputs.request_cpu_millis / 1000.0);
+    let (t, t0) = (
+        inputs.latency_target_ms / 1000.0,
+        inputs.base_latency_ms / 1000.0,
+    );
+    let delta = (t > t0).then(|| LN_20 / (t - t0));
+    let n_u = ceil(peak / (inputs.target_utilization * mu));
+    let n_l = match delta {
+        Some(delta) if mu > delta => ceil(peak / (mu - delta)),
+        _ => 0,
+    };
+    let mut n = n_u
+        .max(n_l)
+        .max(inputs.tier_floor)
+        .max(inputs.min_replicas.unwrap_or(1));
+    if let Some(max) = inputs.max_replicas {
+        n = n.min(max);
+    }
+    let x = peak / f64::from(n.max(1));
+    let p95 = (mu > x).then(|| round((t0 + LN_20 / (mu - x)) * 1000.0, 2));
+    let in_flight = (mu > x).then(|| round(x * (t0 + 1.0 / (mu - x)), 2));
+    (n, p95, in_flight)
+}
+
 fn arbitrary_inputs() -> impl Strategy<Value = Inputs> {
     (
         1.0f64..5000.0,
@@ -321,7 +387,35 @@ proptest! {
     }
 
     #[test]
-    fn feasible_uncapped_sizing_meets_the_latency_target(inputs in arbitrary_inputs()) {
+    fn scv_one_reproduces_the_m_m_1_figures_exactly(inputs in arbitrary_inputs()) {
+        let inputs = Inputs { max_connections: u32::MAX, ..inputs };
+        let s = size(&inputs).sizing;
+        let (n, p95, in_flight) = mm1(&inputs);
+        prop_assert_eq!(s.replicas, n as i32);
+        prop_assert_eq!(s.predicted_p95_latency_ms, p95);
+        prop_assert_eq!(s.in_flight_per_replica, in_flight);
+        prop_assert_eq!(predicted_p95_ms(&inputs, inputs.peak_requests_per_second.expect("peak"), n), p95);
+    }
+
+    #[test]
+    fn higher_scv_never_lowers_the_replica_count(inputs in arbitrary_inputs(), scv in 0.0f64..25.0, more in 0.0f64..10.0) {
+        // The connection limit is a cap like replicas.max: a bigger pool
+        // (longer sojourns) may lower it, which is reported, not sized.
+        let inputs = Inputs { max_connections: u32::MAX, service_time_scv: scv, ..inputs };
+        let base = size(&inputs);
+        let variable = size(&Inputs { service_time_scv: (scv + more).min(25.0), ..inputs.clone() });
+        prop_assert!(variable.sizing.replicas >= base.sizing.replicas);
+        prop_assert!(variable.sizing.min_replicas >= base.sizing.min_replicas);
+        if let (Some(a), Some(b)) = (base.sizing.predicted_p95_latency_ms, variable.sizing.predicted_p95_latency_ms)
+            && variable.sizing.replicas == base.sizing.replicas
+        {
+            prop_assert!(b >= a, "{b} < {a}");
+        }
+    }
+
+    #[test]
+    fn feasible_uncapped_sizing_meets_the_latency_target(inputs in arbitrary_inputs(), scv in 0.0f64..25.0) {
+        let inputs = Inputs { service_time_scv: scv, ..inputs };
         let c = size(&inputs);
         let capped = condition(&c, condition::CAPACITY_CAPPED).status
             || condition(&c, condition::DATABASE_CONNECTIONS_LIMITED).status;
