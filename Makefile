@@ -8,8 +8,9 @@ help: ## list the recipes
 fmt: ## format the code
 	cargo fmt --all
 
-lint: ## clippy with warnings as errors
+lint: ## clippy and rustdoc with warnings as errors
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 test: ## everything CI runs: fmt check, lints, tests (starts a throwaway PostgreSQL)
 	scripts/test
