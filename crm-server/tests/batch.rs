@@ -258,6 +258,12 @@ both!(
                 .await;
             assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         }
+        // A subscriber to updates hears of the deal and ticket that change
+        // owner (the URL is never reached: the outbox row is what counts).
+        let hook = json!({"url": "https://crm.example/hook", "secret": "s3cret-s3cret-s3cret",
+            "events": ["deal.updated", "ticket.updated"]});
+        let r = post(&app, "/api/v1/webhooks", hook).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         // A missing contact refuses the whole merge, naming it.
         let merge = format!("/api/v1/contacts/{keep}/merge");
         let r = post(&app, &merge, json!({"from": [dup, 9999]})).await;
@@ -282,10 +288,26 @@ both!(
             .call(Method::GET, &format!("/api/v1/deals/{deal}"), None)
             .await;
         assert_eq!(d.body["contact_id"], keep);
+        assert_eq!(d.body["version"], 2, "a moved deal is a new version");
         let t = app
             .call(Method::GET, &format!("/api/v1/tickets/{ticket}"), None)
             .await;
         assert_eq!(t.body["contact_id"], keep);
+        assert_eq!(t.body["version"], 2, "a moved ticket is a new version");
+        let events: Vec<(String, String)> =
+            sqlx::query_as("SELECT event, payload FROM webhook_outbox ORDER BY id")
+                .fetch_all(&app.state.db.pool)
+                .await
+                .expect("outbox");
+        let moved: Vec<(&str, i64)> = events
+            .iter()
+            .map(|(e, p)| {
+                let v: serde_json::Value = serde_json::from_str(p).expect("payload");
+                assert_eq!(v["data"]["contact_id"], keep, "{e}: {p}");
+                (e.as_str(), v["data"]["id"].as_i64().expect("id"))
+            })
+            .collect();
+        assert_eq!(moved, [("ticket.updated", ticket), ("deal.updated", deal)]);
         let m = app
             .call(
                 Method::GET,

@@ -13,6 +13,8 @@ use crate::AppState;
 use crate::db::{Sql, now, rows};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Id, IdPath, JsonBody, Q, with_etag};
+use crate::sales::Deal;
+use crate::service::Ticket;
 use crate::webhooks::Event;
 use crate::webhooks::outbox::record;
 
@@ -189,6 +191,27 @@ fn check(id: i64, from: &[i64]) -> ApiResult<()> {
     Ok(())
 }
 
+/// Give `table`'s rows of contact `from` to contact `to`, bumping their
+/// version, and answer them as they now are.
+async fn reassign<T>(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    to: i64,
+    from: i64,
+) -> ApiResult<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    let mut sql = Sql::new("UPDATE ");
+    sql.push(table).push(" SET contact_id = ").bind(to);
+    sql.push(", updated_at = ")
+        .bind(now())
+        .push(", version = version + 1 WHERE contact_id = ")
+        .bind(from)
+        .push(" RETURNING *");
+    rows(sql.fetch_all(&mut *conn).await?)
+}
+
 /// Move everything of `from` to `id`, fill the survivor's empty phone and
 /// company from the others (oldest first), and delete them.
 pub async fn merge(conn: &mut AnyConnection, id: i64, from: &[i64]) -> ApiResult<Contact> {
@@ -204,14 +227,16 @@ pub async fn merge(conn: &mut AnyConnection, id: i64, from: &[i64]) -> ApiResult
         };
         phone = phone.or(other.phone);
         company = company.or(other.company_id);
-        for stmt in [
-            "UPDATE notes SET contact_id = ",
-            "UPDATE deals SET contact_id = ",
-            "UPDATE tickets SET contact_id = ",
-        ] {
-            let mut sql = Sql::new(stmt);
-            sql.bind(id).push(" WHERE contact_id = ").bind(*f);
-            sql.execute(&mut *conn).await?;
+        let mut sql = Sql::new("UPDATE notes SET contact_id = ");
+        sql.bind(id).push(" WHERE contact_id = ").bind(*f);
+        sql.execute(&mut *conn).await?;
+        // Deals and tickets change owner: each gets a new version and an
+        // event, as any other update of theirs does.
+        for deal in reassign::<Deal>(conn, "deals", id, *f).await? {
+            record(conn, Event::DealUpdated, &deal).await?;
+        }
+        for ticket in reassign::<Ticket>(conn, "tickets", id, *f).await? {
+            record(conn, Event::TicketUpdated, &ticket).await?;
         }
         // A campaign both were members of keeps the survivor's response;
         // the other's membership goes with the contact.
