@@ -248,3 +248,56 @@ both!(
         worker.abort();
     }
 );
+
+both!(
+    a_delivery_connects_only_to_addresses_it_checked,
+    |mut app: TestApp| async move {
+        // Subscriptions made while loopback was allowed; the worker now
+        // refuses it. `localhost` passes through the connector's resolver,
+        // a literal address through the delivery's own check: neither
+        // reaches the receiver.
+        let (url, seen) = receiver(0).await;
+        let port = url
+            .trim_start_matches("http://127.0.0.1:")
+            .trim_end_matches("/hook");
+        app.state.webhooks = Settings {
+            allow_private: true,
+            ..Settings::default()
+        };
+        app.router = crm_server::app(app.state.clone());
+        let mut hooks = Vec::new();
+        for url in [url.clone(), format!("http://localhost:{port}/hook")] {
+            let sub = json!({"url": url, "events": ["contact.created"], "secret": SECRET});
+            let r = app.call(Method::POST, "/api/v1/webhooks", Some(sub)).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            hooks.push(r.body["id"].as_i64().expect("id"));
+        }
+        let c = json!({"first_name": "Ada", "last_name": "L", "email": "ada@a.io"});
+        let r = app.call(Method::POST, "/api/v1/contacts", Some(c)).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let settings = Settings {
+            allow_private: false,
+            max_attempts: 1,
+            ..Settings::default()
+        };
+        let worker = deliver::spawn(app.state.db.clone(), settings);
+        for hook in hooks {
+            let path = format!("/api/v1/webhooks/{hook}/deliveries");
+            let mut attempts = Vec::new();
+            for _ in 0..200 {
+                let r = app.call(Method::GET, &path, None).await;
+                attempts = r.body["items"].as_array().expect("items").clone();
+                if !attempts.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(attempts.len(), 1, "hook {hook}: {attempts:?}");
+            assert_eq!(attempts[0]["status_code"], Value::Null);
+            let error = attempts[0]["error"].as_str().expect("an error");
+            assert!(error.contains("loopback"), "hook {hook}: {error}");
+        }
+        assert!(seen.lock().expect("lock").is_empty(), "nothing delivered");
+        worker.abort();
+    }
+);

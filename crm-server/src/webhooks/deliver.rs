@@ -51,7 +51,7 @@ impl Default for Settings {
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = Client<HttpsConnector<HttpConnector<target::Resolver>>, Full<Bytes>>;
 
 /// Start the worker on the runtime.
 pub fn spawn(db: Db, settings: Settings) -> tokio::task::JoinHandle<()> {
@@ -60,8 +60,13 @@ pub fn spawn(db: Db, settings: Settings) -> tokio::task::JoinHandle<()> {
 
 /// Deliver forever.
 pub async fn run(db: Db, settings: Settings) {
+    let mut http = HttpConnector::new_with_resolver(target::Resolver {
+        allow_private: settings.allow_private,
+    });
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(settings.timeout));
     let connector = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-        Ok(b) => b.https_or_http().enable_http1().build(),
+        Ok(b) => b.https_or_http().enable_http1().wrap_connector(http),
         Err(e) => {
             tracing::warn!(error = %e, "webhooks: no trusted root certificates; deliveries stay queued");
             return;
@@ -150,7 +155,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 async fn send(client: &HttpClient, s: &Settings, d: &Due) -> Result<u16, String> {
     let t = target::parse(&d.url)?;
-    target::resolve(&t, s.allow_private).await?;
+    target::check_literal(&t, s.allow_private)?;
     let req = Request::post(t.uri)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::USER_AGENT, "crm-server-webhooks")
@@ -165,8 +170,21 @@ async fn send(client: &HttpClient, s: &Settings, d: &Due) -> Result<u16, String>
     let res = tokio::time::timeout(s.timeout, client.request(req))
         .await
         .map_err(|_| format!("no answer within {} s", s.timeout.as_secs_f64()))?
-        .map_err(|e| format!("request failed: {e}"))?;
+        .map_err(|e| format!("request failed: {}", chain(&e)))?;
     Ok(res.status().as_u16())
+}
+
+/// An error with its causes, outermost first: the client's own error says
+/// only "client error (Connect)".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 async fn attempt(db: &Db, client: &HttpClient, s: &Settings, d: Due) {

@@ -1,11 +1,16 @@
 //! Where deliveries may go: `http`/`https` URLs whose addresses are public.
 //! Loopback, private, link-local (and unspecified, multicast, documentation,
 //! shared and unique-local) addresses are refused unless allowed, when the
-//! subscription names an address and again when a delivery resolves it.
+//! subscription names an address, and again when a delivery connects:
+//! the connector dials only addresses that passed the check.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::http::Uri;
+use hyper_util::client::legacy::connect::dns::Name;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -98,22 +103,56 @@ pub async fn check_url(url: &str, allow_private: bool) -> ApiResult<()> {
     Ok(())
 }
 
-/// Resolve a target for a delivery; an error when any address is refused.
-pub async fn resolve(t: &Target, allow_private: bool) -> Result<Vec<SocketAddr>, String> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((t.host.as_str(), t.port))
-        .await
-        .map_err(|e| format!("resolving {}: {e}", t.host))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(format!("{} has no address", t.host));
+/// Refuse a delivery to an address given literally in its URL (the
+/// connector dials those without asking the [`Resolver`]).
+pub fn check_literal(t: &Target, allow_private: bool) -> Result<(), String> {
+    match t.host.parse::<IpAddr>() {
+        Ok(ip) if !allow_private && !is_public(ip) => {
+            Err(format!("{ip} is a loopback, private or link-local address"))
+        }
+        _ => Ok(()),
     }
-    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
-        return Err(format!(
-            "{} resolves to a loopback, private or link-local address",
-            t.host
-        ));
+}
+
+/// The delivery connector's resolver. It refuses a host when any of its
+/// addresses may not be reached, and the connector then dials exactly the
+/// addresses checked: a name cannot change between the check and the
+/// connection (DNS rebinding).
+#[derive(Debug, Clone, Copy)]
+pub struct Resolver {
+    /// Whether loopback, private and link-local addresses are allowed.
+    pub allow_private: bool,
+}
+
+impl tower::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
-    Ok(addrs)
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str();
+            // The connector puts the URL's port on each address.
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+                .await
+                .map_err(|e| std::io::Error::other(format!("resolving {host}: {e}")))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::other(format!("{host} has no address")));
+            }
+            if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(std::io::Error::other(format!(
+                    "{host} resolves to a loopback, private or link-local address"
+                )));
+            }
+            Ok(addrs.into_iter())
+        })
+    }
 }
 
 #[cfg(test)]
