@@ -6,13 +6,15 @@
 //! The rules' five-minute windows are cut to eight seconds here, so that a
 //! fifteen-second test sees a full window; everything else is as installed.
 //! The offered rate is what the test's requests achieved over that window
-//! (a busy machine can hold them back), counted as they complete.
+//! (a busy machine can hold them back), counted as they complete; the CPU
+//! is this process's, where the server runs, read from /proc meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crm_operator::autopilot;
 use crm_operator::observe::Prometheus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -94,7 +96,7 @@ async fn get(addr: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_prometheus_measures_the_offered_request_rate() {
+async fn a_real_prometheus_measures_the_offered_request_rate_and_cpu() {
     let binary = prometheus_binary();
     let dir = tempfile::tempdir().expect("scratch directory");
     let (api, metrics) = crm_server(dir.path()).await;
@@ -150,6 +152,22 @@ async fn a_real_prometheus_measures_the_offered_request_rate() {
         })
     };
 
+    // This process's CPU, as /proc counts it, every 200 ms: the server runs
+    // in it and reports the same process to Prometheus.
+    let cpu = Arc::new(Mutex::new(Vec::new()));
+    let sampler = {
+        let cpu = cpu.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                cpu.lock()
+                    .expect("cpu")
+                    .push((Instant::now(), cpu_seconds()));
+            }
+        })
+    };
+
     // Once Prometheus scrapes the server, and then has a full window of
     // scrapes, read the rules.
     let scraping = Instant::now() + Duration::from_secs(10);
@@ -173,6 +191,7 @@ async fn a_real_prometheus_measures_the_offered_request_rate() {
     let reading = Instant::now() + Duration::from_secs(4);
     let mut last = None;
     let mut offered = 0.0;
+    let mut used = 0.0;
     while Instant::now() < reading {
         let asked = Instant::now();
         // Scrapes and rule evaluations lag by up to two seconds.
@@ -187,6 +206,7 @@ async fn a_real_prometheus_measures_the_offered_request_rate() {
             .filter(|t| **t > from && **t <= to)
             .count() as f64
             / WINDOW as f64;
+        used = cores_between(&cpu.lock().expect("cpu"), from, to);
         match client.sample("shop", "acme", "1m").await {
             Ok(sample) if sample.requests_per_second.is_some() => {
                 last = Some(sample);
@@ -198,6 +218,7 @@ async fn a_real_prometheus_measures_the_offered_request_rate() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     load.abort();
+    sampler.abort();
     assert!(
         offered > RATE / 2.0,
         "the server answered only {offered} req/s"
@@ -217,7 +238,53 @@ async fn a_real_prometheus_measures_the_offered_request_rate() {
     assert!(peak >= rate, "peak {peak} below the rate {rate}");
     let p95 = sample.p95_seconds.expect("a p95 from the histogram");
     assert!(p95 > 0.0 && p95 < 0.1, "p95 of /healthz: {p95} s");
-    assert_eq!(sample.cpu_cores, None, "no cAdvisor here");
+    let cores = sample
+        .cpu_cores
+        .unwrap_or_else(|| panic!("no CPU from tenant:crm_cpu_seconds:rate5m: {sample:?}"));
+    assert!(
+        (cores - used).abs() <= used * 0.15,
+        "Prometheus measured {cores} cores, /proc {used}"
+    );
+    // Autopilot learns from the real sample: the spec's 50 ms a request
+    // moves half way towards the measured cost, and its 1 req/s peak
+    // towards the measured 25 req/s by no more than half of itself.
+    let learned = autopilot::learn(None, 50.0, 1.0, &sample).expect("enough to learn from");
+    let measured = cores / rate * 1000.0;
+    assert!(
+        (learned.request_cpu_millis - (50.0 + measured) / 2.0).abs() < 0.01,
+        "{learned:?} from {measured} ms a request"
+    );
+    assert_eq!(learned.peak_requests_per_second, 1.5, "{learned:?}");
+    assert_eq!(autopilot::calibrated(&learned).reason, "Calibrated");
+}
+
+/// This process's user and system CPU so far, in seconds (/proc counts in
+/// USER_HZ, 100 a second on Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("a command name") + 2..];
+    let ticks: Vec<u64> = rest
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().expect("a tick count"))
+        .collect();
+    (ticks[0] + ticks[1]) as f64 / 100.0
+}
+
+/// Mean cores used between `from` and `to`, from the samples nearest them.
+fn cores_between(samples: &[(Instant, f64)], from: Instant, to: Instant) -> f64 {
+    let nearest = |at: Instant| {
+        samples
+            .iter()
+            .min_by_key(|(t, _)| if *t > at { *t - at } else { at - *t })
+            .copied()
+            .expect("CPU samples")
+    };
+    let ((t0, c0), (t1, c1)) = (nearest(from), nearest(to));
+    (c1 - c0) / (t1 - t0).as_secs_f64().max(1e-3)
 }
 
 fn log_text(dir: &Path) -> String {
