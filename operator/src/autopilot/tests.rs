@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::tests::example_a as inputs;
 
 fn sample(rate: f64, peak: f64, cores: f64) -> Sample {
     Sample {
@@ -7,28 +8,6 @@ fn sample(rate: f64, peak: f64, cores: f64) -> Sample {
         cpu_cores: Some(cores),
         p95_seconds: Some(0.040),
         scv: Some(2.0),
-    }
-}
-
-fn inputs() -> Inputs {
-    Inputs {
-        peak_requests_per_second: Some(300.0),
-        active_users: None,
-        requests_per_user_per_minute: 6.0,
-        peak_factor: 3.0,
-        request_cpu_millis: 2.0,
-        latency_target_ms: 200.0,
-        base_latency_ms: 5.0,
-        target_utilization: 0.7,
-        service_time_scv: 1.0,
-        cpu: 0.5,
-        tier_floor: 2,
-        min_replicas: None,
-        max_replicas: None,
-        autoscaling: true,
-        headroom: 0.25,
-        max_connections: 100,
-        embedded: false,
     }
 }
 

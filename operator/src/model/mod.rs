@@ -19,7 +19,7 @@
 
 mod inputs;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use inputs::{DEFAULT_CPU, InputError, tier_floor, tier_latency_target_ms};
 

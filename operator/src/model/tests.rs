@@ -2,8 +2,9 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// MODEL.md worked example A, as a builder others vary.
-fn example_a() -> Inputs {
+/// MODEL.md worked example A, as a builder others (autopilot's tests too)
+/// vary.
+pub(crate) fn example_a() -> Inputs {
     Inputs {
         peak_requests_per_second: Some(300.0),
         active_users: None,
