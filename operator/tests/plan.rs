@@ -277,17 +277,19 @@ fn the_same_tenant_twice_is_refused() {
     );
 }
 
-// The YAML reader's default budget stopped `plan` at 1,024 documents.
+// The YAML reader's default budget stopped `plan` at 1,024 documents; twice
+// that many pass (a debug build spends about 5 ms on each, so the fleet's
+// 5,000 belong to a release build: see bench/README.md).
 #[test]
-fn five_thousand_tenants_in_one_file_plan() {
-    let file = scratch_file("fleet-5000.yaml", &fleet(5000));
+fn two_thousand_tenants_in_one_file_plan() {
+    let file = scratch_file("fleet-2000.yaml", &fleet(2000));
     let output = plan(&["-o", "json", file.to_str().expect("UTF-8 path")], None);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let names = tenant_names(&output);
-    assert_eq!(names.len(), 5000);
+    assert_eq!(names.len(), 2000);
     assert_eq!(
-        (names[0].as_str(), names[4999].as_str()),
-        ("t00000", "t04999")
+        (names[0].as_str(), names[1999].as_str()),
+        ("t00000", "t01999")
     );
 }
 
