@@ -141,23 +141,9 @@ async fn batch_contacts(
     headers: HeaderMap,
     JsonBytes(b, raw): JsonBytes<ContactBatch>,
 ) -> ApiResult<Response> {
-    let key = idempotency::key(&headers)?;
-    check_items(&b.items)?;
     let ContactMatch::Email = b.match_on;
     let scope = "POST /contacts/batch";
-    let res = idempotency::run(&st.db, scope, key, &raw, |conn| {
-        Box::pin(async move {
-            let r = run_items(conn, b.items, upsert_contact).await?;
-            Ok((
-                StatusCode::OK,
-                serde_json::to_value(r).unwrap_or(Value::Null),
-            ))
-        })
-    })
-    .await;
-    // Updated contacts may be cached.
-    st.cache.clear();
-    res
+    run_batch(&st, &headers, scope, &raw, b.items, upsert_contact).await
 }
 
 #[utoipa::path(post, path = "/companies/batch", tag = "customers",
@@ -170,13 +156,30 @@ async fn batch_companies(
     headers: HeaderMap,
     JsonBytes(b, raw): JsonBytes<CompanyBatch>,
 ) -> ApiResult<Response> {
-    let key = idempotency::key(&headers)?;
-    check_items(&b.items)?;
     let CompanyMatch::Domain = b.match_on;
     let scope = "POST /companies/batch";
-    let res = idempotency::run(&st.db, scope, key, &raw, |conn| {
+    run_batch(&st, &headers, scope, &raw, b.items, upsert_company).await
+}
+
+/// Judge the batch's shape, then upsert its items in one transaction under
+/// the call's Idempotency-Key.
+async fn run_batch<T, F>(
+    st: &AppState,
+    headers: &HeaderMap,
+    scope: &'static str,
+    raw: &[u8],
+    items: Vec<Value>,
+    upsert: F,
+) -> ApiResult<Response>
+where
+    T: DeserializeOwned + Send,
+    F: for<'c> Fn(&'c mut AnyConnection, T) -> Upsert<'c> + Send + 'static,
+{
+    let key = idempotency::key(headers)?;
+    check_items(&items)?;
+    let res = idempotency::run(&st.db, scope, key, raw, |conn| {
         Box::pin(async move {
-            let r = run_items(conn, b.items, upsert_company).await?;
+            let r = run_items(conn, items, upsert).await?;
             Ok((
                 StatusCode::OK,
                 serde_json::to_value(r).unwrap_or(Value::Null),
@@ -184,6 +187,7 @@ async fn batch_companies(
         })
     })
     .await;
+    // Updated rows may be cached.
     st.cache.clear();
     res
 }
