@@ -1,7 +1,7 @@
 //! Batch upserts with Idempotency-Key, duplicates, merge, and CSV import's
 //! onDuplicate, on both backends.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{Res, TestApp};

@@ -1,6 +1,6 @@
 //! CSV exports are streamed: many chunks arrive whole and in order.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode, header};
 use common::TestApp;

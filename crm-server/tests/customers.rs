@@ -1,6 +1,6 @@
 //! Health, auth, errors and the customers module, on both backends.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

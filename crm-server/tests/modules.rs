@@ -1,6 +1,6 @@
 //! Sales, notes, service, marketing and reports, on both backends.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{Backend, TestApp};

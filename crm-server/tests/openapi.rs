@@ -1,6 +1,6 @@
 //! The OpenAPI document lists every route, and every listed route exists.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

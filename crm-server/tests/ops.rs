@@ -1,6 +1,6 @@
 //! Metrics, compression, request ids and the read cache.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

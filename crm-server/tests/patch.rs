@@ -1,6 +1,6 @@
 //! PATCH with a JSON merge patch and If-Match on the main entities.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

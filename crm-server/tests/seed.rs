@@ -1,6 +1,6 @@
 //! Demo data is realistic enough to drive every report, and deterministic.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{Backend, TestApp};

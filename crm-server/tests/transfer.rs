@@ -1,7 +1,7 @@
 //! `copy`, `backup` and `restore` against real SQLite files and the
 //! throwaway PostgreSQL server, every table filled; and read-only mode.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

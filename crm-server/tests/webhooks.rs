@@ -2,7 +2,7 @@
 //! deliveries from the outbox, retries, and the attempts listed; on both
 //! backends.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,14 +1,12 @@
 //! Autopilot and `status.observed`: the real controller against the API
 //! double, reading a stub of Prometheus's HTTP API on loopback.
 
-mod harness;
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::harness::*;
 use axum::extract::{Query, State};
 use crm_operator::observe::{BUCKETS_RULE, CPU_RULE, RATE_RULE};
-use harness::*;
 
 /// Prometheus as the operator reads it: one value per recording rule.
 #[derive(Clone, Default)]

@@ -3,10 +3,8 @@
 //! `https://HOST`, follows changes, prunes what is no longer asked for, and
 //! says so plainly when the cluster lacks the Gateway API.
 
-mod harness;
-
+use crate::harness::*;
 use crm_operator::gateway_api::HttpRoute;
-use harness::*;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 
 fn endpoint(operator: &Operator, tenant: &CrmTenant) -> Option<String> {

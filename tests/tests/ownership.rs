@@ -7,12 +7,10 @@
 //! followed by an unrelated change that reset the count to one, and a field
 //! the operator stopped sending that the API server never heard about.
 
-mod harness;
-
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::harness::*;
 use crm_operator::labels::FIELD_MANAGER;
-use harness::*;
 
 /// Managers that own the Deployment's `spec.replicas`.
 fn replica_owners(deployment: &Deployment) -> Vec<String> {

@@ -5,9 +5,7 @@
 //! Kubernetes would (apply a tenant, delete or edit a child, report replicas
 //! ready, fail requests) and waits for the operator to converge.
 
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_database_mode_gets_all_its_children_and_becomes_ready() {
