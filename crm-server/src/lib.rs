@@ -79,7 +79,7 @@ pub struct AppState {
     pub read_only: bool,
     /// How webhooks are delivered (and which targets they may have).
     pub webhooks: webhooks::deliver::Settings,
-    /// The web UI's settings and sign-in rate limit.
+    /// The web UI's settings.
     pub ui: ui::UiState,
 }
 
@@ -126,7 +126,6 @@ impl AppState {
             },
             ui: ui::UiState {
                 secure_cookies: config.secure_cookies,
-                ..ui::UiState::default()
             },
             ..Self::new(db, api_key, modules)?
         })
@@ -185,7 +184,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .fallback(|| async { ApiError::NoRoute })
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn(move |req, next| {
             ops::with_timeout(timeout, req, next)
@@ -211,6 +210,15 @@ fn compression(min_bytes: u64) -> CompressionLayer<impl Predicate> {
             .and(NotForContentType::IMAGES)
             .and(NotForContentType::SSE),
     )
+}
+
+/// 404: an HTML page under `/ui/`, a problem elsewhere.
+async fn no_route(State(state): State<AppState>, req: Request) -> Response {
+    if req.uri().path().starts_with("/ui/") {
+        ui::errors::not_found(&state, req.headers()).await
+    } else {
+        ApiError::NoRoute.into_response()
+    }
 }
 
 async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {

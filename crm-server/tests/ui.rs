@@ -10,6 +10,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{Res, TestApp};
 use crm_server::domain::{Email, Name};
 use crm_server::ui::users::{NewUser, Role, insert_user};
+use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -470,3 +471,110 @@ both!(the_ui_stays_out_of_the_api, |app: TestApp| async move {
         .await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
 });
+
+both!(
+    the_rate_limit_holds_across_replicas,
+    |app: TestApp| async move {
+        user(&app, "ada@example.com", Role::Sales).await;
+        let other = app.replica().await;
+        let (mut one, mut two) = (Client::new(&app), Client::new(&other));
+        for i in 0..5 {
+            // Failures alternate between the replicas, as a load balancer
+            // would send them.
+            let c = if i % 2 == 0 { &mut one } else { &mut two };
+            let res = c.sign_in("ada@example.com", "wrong password!").await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        }
+        for c in [&mut one, &mut two] {
+            let limited = c.sign_in("ADA@example.com", PASSWORD).await;
+            assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+            assert!(limited.headers.contains_key(header::RETRY_AFTER));
+            assert!(html(&limited).contains("Too many failed sign-ins"));
+        }
+    }
+);
+
+both!(
+    unknown_pages_are_html_in_the_layout,
+    |app: TestApp| async move {
+        user(&app, "ada@example.com", Role::Sales).await;
+        let mut c = Client::new(&app);
+        let anonymous = c.get("/ui/no-such-page").await;
+        assert_eq!(anonymous.status, StatusCode::NOT_FOUND);
+        assert!(html(&anonymous).contains("There is no such page."));
+        c.sign_in("ada@example.com", PASSWORD).await;
+        for path in [
+            "/ui/no-such-page",
+            "/ui/contacts/999999",
+            "/ui/contacts/abc",
+            "/ui/companies/0/edit",
+            "/ui/campaigns/-1",
+        ] {
+            let res = c.get(path).await;
+            assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}");
+            let content_type = res.headers[header::CONTENT_TYPE].to_str().expect("ascii");
+            assert!(
+                content_type.starts_with("text/html"),
+                "{path}: {content_type}"
+            );
+            let page = html(&res);
+            assert!(page.contains("<h1>Not found</h1>"), "{path}: {page}");
+            // The signed-in layout: the navigation and the way out.
+            assert!(page.contains("aria-label=\"Main\""), "{path}");
+            assert!(page.contains("Sign out"), "{path}");
+        }
+        // A malformed form is an HTML page too, not a plain-text rejection.
+        let csrf = c.csrf().await;
+        let bad = c
+            .post(
+                "/ui/tickets/1/status",
+                &[("csrf", &csrf), ("status", "open")],
+            )
+            .await;
+        assert!(bad.status.is_client_error(), "{}", bad.status);
+        assert!(html(&bad).contains("Sign out"));
+        let wrong_method = c.get("/ui/logout").await;
+        assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(html(&wrong_method).contains("<h1>Not allowed</h1>"));
+        // The API keeps its problems.
+        let api = app.call(Method::GET, "/api/v1/contacts/999999", None).await;
+        assert!(api.is_problem());
+    }
+);
+
+both!(
+    campaign_members_show_name_and_email,
+    |app: TestApp| async move {
+        user(&app, "ada@example.com", Role::Sales).await;
+        let camp =
+            json!({"name": "Spring", "channel": "email", "budget_minor": 0, "currency": "EUR"});
+        let camp = app
+            .call(Method::POST, "/api/v1/campaigns", Some(camp))
+            .await;
+        let camp = camp.body["id"].as_i64().expect("campaign");
+        for (first, email) in [("Grace", "grace@example.com"), ("Alan", "alan@example.com")] {
+            let body = json!({"first_name": first, "last_name": "Member", "email": email});
+            let ct = app.call(Method::POST, "/api/v1/contacts", Some(body)).await;
+            let id = ct.body["id"].as_i64().expect("contact");
+            let path = format!("/api/v1/campaigns/{camp}/members/{id}");
+            let r = app
+                .call(Method::PUT, &path, Some(json!({"response": "opened"})))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+        let mut c = Client::new(&app);
+        c.sign_in("ada@example.com", PASSWORD).await;
+        let res = c.get(&format!("/ui/campaigns/{camp}")).await;
+        assert_eq!(res.status, StatusCode::OK);
+        let page = html(&res);
+        for text in [
+            "Grace Member",
+            "grace@example.com",
+            "Alan Member",
+            "alan@example.com",
+        ] {
+            assert!(page.contains(text), "{text} missing: {page}");
+        }
+        assert!(!page.contains("Contact #"));
+    }
+);

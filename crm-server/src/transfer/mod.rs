@@ -48,8 +48,10 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("ui_sessions", &["token_hash"]),
 ];
 
-/// Tables of the database that are not the application's.
-const BOOKKEEPING: &[&str] = &["_sqlx_migrations", "sqlite_sequence"];
+/// Tables of the database that are not the application's data: the
+/// migrations' and SQLite's bookkeeping, and the failed sign-ins the rate
+/// limit counts for a minute (not worth moving).
+const BOOKKEEPING: &[&str] = &["_sqlx_migrations", "sqlite_sequence", "ui_sign_in_failures"];
 
 /// What can go wrong moving data.
 #[derive(Debug, thiserror::Error)]

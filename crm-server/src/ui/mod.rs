@@ -6,13 +6,13 @@
 
 pub mod admin;
 pub mod customers;
+pub mod errors;
 pub mod sales;
 pub mod service;
 pub mod session;
 pub mod users;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Form, Request, State};
@@ -26,24 +26,14 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::config::Modules;
 use crate::error::ApiError;
-use session::{Limiter, Viewer};
+use errors::ErrorInfo;
+use session::Viewer;
 
-/// Settings and shared state of the UI.
-#[derive(Debug, Clone)]
+/// Settings of the UI.
+#[derive(Debug, Clone, Default)]
 pub struct UiState {
     /// Mark cookies `Secure` even without `X-Forwarded-Proto: https`.
     pub secure_cookies: bool,
-    /// Failed sign-ins.
-    pub limiter: Arc<Limiter>,
-}
-
-impl Default for UiState {
-    fn default() -> Self {
-        Self {
-            secure_cookies: false,
-            limiter: Limiter::new(),
-        }
-    }
 }
 
 /// Rows per list page.
@@ -70,9 +60,10 @@ pub fn router(state: AppState, m: Modules) -> Router<AppState> {
     if m.marketing {
         signed_in = signed_in.merge(service::campaigns_router());
     }
-    let signed_in = signed_in
-        .fallback(|| async { UiError::NotFound })
-        .route_layer(middleware::from_fn_with_state(state, session::authenticate));
+    // Paths under /ui/ that no route serves: see [`errors::not_found`],
+    // called by the service's fallback.
+    let signed_in =
+        signed_in.route_layer(middleware::from_fn_with_state(state, session::authenticate));
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
@@ -119,49 +110,54 @@ impl From<sqlx::Error> for UiError {
     }
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    detail: &'a str,
-}
-
-impl IntoResponse for UiError {
-    fn into_response(self) -> Response {
-        let (status, title, detail) = match &self {
-            UiError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is no such page."),
+impl UiError {
+    fn parts(&self) -> (StatusCode, ErrorInfo) {
+        let e = ErrorInfo::new;
+        match self {
+            UiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                e("Not found", "There is no such page."),
+            ),
             UiError::Forbidden => (
                 StatusCode::FORBIDDEN,
-                "Not allowed",
-                "Your role does not allow this.",
+                e("Not allowed", "Your role does not allow this."),
             ),
             UiError::Csrf => (
                 StatusCode::FORBIDDEN,
-                "Form expired",
-                "The form was not sent from this session. Go back, reload the page and try again.",
+                e(
+                    "Form expired",
+                    "The form was not sent from this session. Go back, reload the page and try again.",
+                ),
             ),
             UiError::ReadOnly => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Read-only",
-                "The data is being moved; changes are refused for a few minutes.",
+                e(
+                    "Read-only",
+                    "The data is being moved; changes are refused for a few minutes.",
+                ),
             ),
             UiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "Too large",
-                "The form is too large.",
+                e("Too large", "The form is too large."),
             ),
-            UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m.as_str()),
-            UiError::Internal(e) => {
-                tracing::error!(error = %e, "web UI failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "The error was logged.",
-                )
-            }
-        };
-        let mut res = page(&ErrorPage { title, detail });
-        *res.status_mut() = status;
+            UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, e("Bad request", m.as_str())),
+            UiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e("Something went wrong", "The error was logged."),
+            ),
+        }
+    }
+}
+
+/// The plain page; signed-in pages get it again in their layout
+/// ([`errors::in_layout`]).
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        if let UiError::Internal(e) = &self {
+            tracing::error!(error = %e, "web UI failed");
+        }
+        let (status, info) = self.parts();
+        let mut res = errors::render(status, info, None);
         if matches!(self, UiError::ReadOnly) {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
@@ -306,11 +302,10 @@ async fn login(
         return Err(UiError::Csrf);
     }
     let ip = session::client_ip(&ext);
-    let limiter = &st.ui.limiter;
-    if let Some(wait) = limiter.blocked(&f.email, ip) {
+    let mut conn = st.db.pool.acquire().await?;
+    if let Some(wait) = session::blocked(&mut conn, &f.email, ip).await? {
         return Ok(session::too_many(wait));
     }
-    let mut conn = st.db.pool.acquire().await?;
     let found = users::find_for_sign_in(&mut conn, &f.email).await?;
     // Hashing takes tens of milliseconds of CPU: off the async workers.
     let password = f.password;
@@ -326,7 +321,7 @@ async fn login(
     .await
     .map_err(|e| UiError::Internal(ApiError::Internal(format!("verifying a password: {e}"))))?;
     let Some(user) = user else {
-        limiter.fail(&f.email, ip);
+        session::fail(&mut conn, &f.email, ip).await?;
         let mut res = page(&LoginPage {
             csrf: &f.csrf,
             email: &f.email,
@@ -335,7 +330,7 @@ async fn login(
         *res.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(res);
     };
-    limiter.clear(&f.email, ip);
+    session::clear(&mut conn, &f.email, ip).await?;
     let (token, _) = session::start(&mut conn, user.id).await?;
     tracing::info!(user = %user.email, "signed in");
     let secure = session::secure(&st, &headers);

@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::domain::{Name, Priority, Text, TicketStatus};
 use crate::error::ApiError;
 use crate::http::Id;
-use crate::marketing::{self, Campaign, CampaignParams, Member, MemberParams};
+use crate::marketing::{self, Campaign, CampaignParams, MemberContact, MemberParams};
 use crate::service::{self, Ticket, TicketInput, TicketParams};
 
 /// Routes of the ticket list.
@@ -155,7 +155,7 @@ async fn campaigns(
 struct CampaignPage<'a> {
     v: &'a Viewer,
     c: Campaign,
-    members: Vec<Member>,
+    members: Vec<MemberContact>,
     next: Option<String>,
 }
 
@@ -172,7 +172,7 @@ async fn campaign(
         cursor: pq.cursor,
         limit: Some(PAGE_SIZE),
     };
-    let members = marketing::list_member_rows(&mut conn, id, &params).await?;
+    let members = marketing::list_member_contacts(&mut conn, id, &params).await?;
     Ok(page(&CampaignPage {
         v: &v,
         c,

@@ -2,10 +2,8 @@
 //! cookie, kept server-side by its SHA-256 with an expiry; a CSRF token per
 //! session that every form sends back; and the sign-in rate limit.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -19,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::users::{Role, User};
 use crate::AppState;
-use crate::db::{Sql, now, timestamp};
+use crate::db::{Sql, now, rows, timestamp};
 use crate::error::{ApiError, ApiResult};
 use crate::store::one;
 
@@ -189,6 +187,11 @@ pub async fn authenticate(State(st): State<AppState>, req: Request, next: Next) 
         Ok(None) => return Redirect::to("/ui/login").into_response(),
         Err(e) => return super::UiError::from(e).into_response(),
     };
+    let res = signed_in(&st, viewer.clone(), req, next).await;
+    super::errors::in_layout(&viewer, res).await
+}
+
+async fn signed_in(st: &AppState, viewer: Viewer, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let mut req = if parts.method == Method::POST {
         let bytes = match axum::body::to_bytes(body, st.max_body_bytes).await {
@@ -218,66 +221,75 @@ pub fn client_ip(req_ext: &axum::http::Extensions) -> Option<IpAddr> {
 }
 
 /// Whose sign-ins are counted: the email, lower-cased, and the address.
-type LimitKey = (String, Option<IpAddr>);
-
-/// Failed sign-ins per (email, address), kept in memory for [`WINDOW`].
-#[derive(Debug, Default)]
-pub struct Limiter {
-    failures: Mutex<HashMap<LimitKey, VecDeque<Instant>>>,
+fn limit_key(email: &str, ip: Option<IpAddr>) -> String {
+    let ip = ip.map(|a| a.to_string()).unwrap_or_default();
+    format!("{} {ip}", email.trim().to_lowercase())
 }
 
-impl Limiter {
-    /// A shared, empty limiter.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+/// The failed sign-ins are kept in the database, so that every replica
+/// counts the same ones: when (email, address) is blocked, how long until
+/// it may try again.
+pub async fn blocked(
+    conn: &mut AnyConnection,
+    email: &str,
+    ip: Option<IpAddr>,
+) -> ApiResult<Option<Duration>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        failed_at: String,
     }
+    let now = jiff::Timestamp::now();
+    let mut sql = Sql::new("SELECT failed_at FROM ui_sign_in_failures WHERE limit_key = ");
+    sql.bind(limit_key(email, ip))
+        .push(" AND failed_at > ")
+        .bind(timestamp(now - WINDOW))
+        .push(" ORDER BY failed_at DESC LIMIT ")
+        .bind(MAX_FAILURES as i64);
+    let recent: Vec<Row> = rows(sql.fetch_all(conn).await?)?;
+    if recent.len() < MAX_FAILURES {
+        return Ok(None);
+    }
+    // The oldest of the last MAX_FAILURES leaves the window first.
+    let oldest = recent
+        .last()
+        .and_then(|r| r.failed_at.parse::<jiff::Timestamp>().ok())
+        .unwrap_or(now);
+    let elapsed = u64::try_from(now.as_microsecond() - oldest.as_microsecond()).unwrap_or(0);
+    Ok(Some(WINDOW.saturating_sub(Duration::from_micros(elapsed))))
+}
 
-    /// When the key is blocked, how long until it may try again.
-    pub fn blocked(&self, email: &str, ip: Option<IpAddr>) -> Option<Duration> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let q = map.get_mut(&(email.to_lowercase(), ip))?;
-        while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
-            q.pop_front();
-        }
-        (q.len() >= MAX_FAILURES)
-            .then(|| {
-                q.front()
-                    .map(|t| WINDOW.saturating_sub(now.duration_since(*t)))
-            })
-            .flatten()
-    }
+/// Count a failed sign-in; failures older than [`WINDOW`] go on the way.
+pub async fn fail(conn: &mut AnyConnection, email: &str, ip: Option<IpAddr>) -> ApiResult<()> {
+    let now = jiff::Timestamp::now();
+    let mut purge = Sql::new("DELETE FROM ui_sign_in_failures WHERE failed_at <= ");
+    purge.bind(timestamp(now - WINDOW));
+    purge.execute(&mut *conn).await?;
+    let mut sql = Sql::new("INSERT INTO ui_sign_in_failures (limit_key, failed_at) VALUES (");
+    sql.bind(limit_key(email, ip))
+        .push(", ")
+        .bind(timestamp(now))
+        .push(")");
+    sql.execute(conn).await?;
+    Ok(())
+}
 
-    /// Count a failure.
-    pub fn fail(&self, email: &str, ip: Option<IpAddr>) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if map.len() > 10_000 {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
-        }
-        let q = map.entry((email.to_lowercase(), ip)).or_default();
-        q.push_back(now);
-        while q.len() > MAX_FAILURES {
-            q.pop_front();
-        }
-    }
-
-    /// Forget the failures of a key after a successful sign-in.
-    pub fn clear(&self, email: &str, ip: Option<IpAddr>) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&(email.to_lowercase(), ip));
-    }
+/// Forget the failures of (email, address) after a successful sign-in.
+pub async fn clear(conn: &mut AnyConnection, email: &str, ip: Option<IpAddr>) -> ApiResult<()> {
+    let mut sql = Sql::new("DELETE FROM ui_sign_in_failures WHERE limit_key = ");
+    sql.bind(limit_key(email, ip));
+    sql.execute(conn).await?;
+    Ok(())
 }
 
 /// 429 with `Retry-After` in whole seconds (at least 1).
 pub fn too_many(wait: Duration) -> Response {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut res = (
-        StatusCode::TOO_MANY_REQUESTS,
-        "Too many failed sign-ins; try again later.",
-    )
-        .into_response();
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let info = super::errors::ErrorInfo::new(
+        "Too many tries",
+        format!("Too many failed sign-ins; try again in {secs} seconds."),
+    );
+    let mut res = super::errors::render(StatusCode::TOO_MANY_REQUESTS, info, None);
     res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     res
 }

@@ -2,6 +2,8 @@
 //! PostgreSQL, and helpers to call the router.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::Router;
@@ -28,6 +30,7 @@ pub enum Backend {
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
+    pub url: String,
     pub _dir: Option<tempfile::TempDir>,
 }
 
@@ -105,7 +108,21 @@ impl TestApp {
         Self {
             router: app(state.clone()),
             state,
+            url,
             _dir: dir,
+        }
+    }
+
+    /// Another server on the same database, as a second replica is (the
+    /// first keeps a SQLite file alive).
+    pub async fn replica(&self) -> Self {
+        let db = Db::connect(&self.url, 5).await.expect("connect");
+        let state = AppState::new(db, KEY, self.state.modules).expect("state");
+        Self {
+            router: app(state.clone()),
+            state,
+            url: self.url.clone(),
+            _dir: None,
         }
     }
 
