@@ -124,9 +124,10 @@ impl AppState {
                 retry_base: Duration::from_millis(config.webhook_retry_base_ms),
                 ..webhooks::deliver::Settings::default()
             },
-            ui: ui::UiState {
-                secure_cookies: config.secure_cookies,
-            },
+            ui: ui::UiState::new(
+                config.secure_cookies,
+                Duration::from_secs(config.cache_ttl_secs),
+            ),
             ..Self::new(db, api_key, modules)?
         })
     }

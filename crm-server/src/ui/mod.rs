@@ -13,6 +13,8 @@ pub mod session;
 pub mod users;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Form, Request, State};
@@ -24,16 +26,36 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::cache::Cache;
 use crate::config::Modules;
 use crate::error::ApiError;
 use errors::ErrorInfo;
 use session::Viewer;
 
 /// Settings of the UI.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct UiState {
     /// Mark cookies `Secure` even without `X-Forwarded-Proto: https`.
     pub secure_cookies: bool,
+    /// The dashboard's figures, kept as long as the read cache keeps an
+    /// entry (`CRM_CACHE_TTL_SECS`): they aggregate every deal and ticket.
+    pub figures: Cache<(), Arc<Figures>>,
+}
+
+impl UiState {
+    /// Settings with dashboard figures kept for `ttl` (none when zero).
+    pub fn new(secure_cookies: bool, ttl: Duration) -> Self {
+        Self {
+            secure_cookies,
+            figures: Cache::new(1, ttl),
+        }
+    }
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        Self::new(false, Duration::from_secs(5))
+    }
 }
 
 /// Rows per list page.
@@ -364,62 +386,82 @@ async fn logout(State(st): State<AppState>, headers: axum::http::HeaderMap) -> U
 #[template(path = "dashboard.html")]
 struct Dashboard<'a> {
     v: &'a Viewer,
-    pipeline: Vec<Total>,
-    tickets: Option<crate::reports::TicketStats>,
-    revenue: Vec<Total>,
+    pipeline: &'a [Total],
+    tickets: Option<&'a crate::reports::TicketStats>,
+    revenue: &'a [Total],
 }
 
 /// A line of a dashboard table: a stage (or month), a count and a sum.
 #[derive(Debug)]
-struct Total {
+pub struct Total {
     stage: String,
     currency: String,
     count: i64,
     total: String,
 }
 
+/// What the dashboard shows, for every role (each sees its part).
+#[derive(Debug)]
+pub struct Figures {
+    pipeline: Vec<Total>,
+    revenue: Vec<Total>,
+    tickets: Option<crate::reports::TicketStats>,
+}
+
 async fn dashboard(State(st): State<AppState>, Extension(v): Extension<Viewer>) -> UiResult {
-    let mut conn = st.db.pool.acquire().await?;
-    let m = st.modules;
-    let pipeline = if m.reports && v.role().sees_deals() {
-        crate::reports::pipeline_rows(&mut conn)
-            .await?
-            .into_iter()
-            .map(|r| Total {
-                total: money(r.total_minor),
-                stage: r.stage,
-                currency: r.currency,
-                count: r.count,
-            })
-            .collect()
-    } else {
-        Vec::new()
+    let figures = match st.ui.figures.get(&()) {
+        Some(f) => f,
+        None => {
+            let f = Arc::new(figures(&st).await?);
+            st.ui.figures.put((), f.clone());
+            f
+        }
     };
-    let revenue = if m.reports && v.role().sees_deals() {
-        crate::reports::revenue_rows(&mut conn, None, None)
-            .await?
-            .into_iter()
-            .map(|r| Total {
-                total: money(r.total_minor),
-                stage: r.month,
-                currency: r.currency,
-                count: r.deals,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let tickets = if m.reports {
-        Some(crate::reports::ticket_stats(&mut conn, st.db.kind).await?)
-    } else {
-        None
-    };
+    let deals = v.role().sees_deals();
     Ok(page(&Dashboard {
         v: &v,
-        pipeline,
-        tickets,
-        revenue,
+        pipeline: if deals { &figures.pipeline } else { &[] },
+        tickets: figures.tickets.as_ref(),
+        revenue: if deals { &figures.revenue } else { &[] },
     }))
+}
+
+/// The reports behind the dashboard (none without the reports module).
+async fn figures(st: &AppState) -> Result<Figures, ApiError> {
+    if !st.modules.reports {
+        return Ok(Figures {
+            pipeline: Vec::new(),
+            revenue: Vec::new(),
+            tickets: None,
+        });
+    }
+    let mut conn = st.db.pool.acquire().await?;
+    let pipeline = crate::reports::pipeline_rows(&mut conn)
+        .await?
+        .into_iter()
+        .map(|r| Total {
+            total: money(r.total_minor),
+            stage: r.stage,
+            currency: r.currency,
+            count: r.count,
+        })
+        .collect();
+    let revenue = crate::reports::revenue_rows(&mut conn, None, None)
+        .await?
+        .into_iter()
+        .map(|r| Total {
+            total: money(r.total_minor),
+            stage: r.month,
+            currency: r.currency,
+            count: r.deals,
+        })
+        .collect();
+    let tickets = Some(crate::reports::ticket_stats(&mut conn, st.db.kind).await?);
+    Ok(Figures {
+        pipeline,
+        revenue,
+        tickets,
+    })
 }
 
 /// Format minor units as `1,234.56` (two decimals).
