@@ -149,15 +149,17 @@ async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
         })
         .await;
     assert!(note.contains("crm-tenants/corner-bakery-data"), "{note}");
+    operator
+        .eventually("status.oldDatabase cleared", |op| {
+            let status = op.tenant(&tenant).status?;
+            status.old_database.is_none().then_some(())
+        })
+        .await;
     operator.phase(&tenant, Phase::Ready).await;
     assert!(
         operator
             .get::<PersistentVolumeClaim>(&tenant, "-data")
             .is_some()
-    );
-    assert_eq!(
-        operator.tenant(&tenant).status.and_then(|s| s.old_database),
-        None
     );
     operator.quiet().await;
     operator.double.clear_log();
