@@ -72,6 +72,13 @@ pub struct CrmTenantStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseInUse>,
 
+    /// The database the data moved away from, until its data has followed
+    /// `deletionPolicy`: once every replica runs on the new database, a
+    /// Shared role and database are dropped (Delete) or kept with their
+    /// login disabled (Retain), and an Event says which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_database: Option<DatabaseInUse>,
+
     /// The backup last restored into the tenant's database
     /// (`crm.tenancy.dev/restore`), once verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,6 +39,7 @@ use crate::status::{self, DatabaseState, Failure, Observed};
 use crate::validate::{self, DatabaseTarget, Tenant, ValidationError};
 use crate::{Error, Result};
 
+mod retire;
 mod transfer;
 
 /// How often a settled tenant is looked at again without any event.
@@ -121,7 +122,9 @@ async fn reconcile_tenant(
             .wrote(report.applied.len(), report.pruned.len());
         applied = Some((resolved, report));
     }
+    let settled = !paused && retire::settle(tenant, validated, context).await;
     let mut observed = observe(validated, context, paused, applied.as_ref().map(|(r, _)| r));
+    observed.old_database_settled = settled;
     observed.load = measured.sample.as_ref().and_then(|sample| {
         let replicas = u32::try_from(observed.ready_replicas).unwrap_or(0);
         autopilot::observed(sample, &validated.inputs, replicas, &now())
@@ -329,7 +332,9 @@ async fn resolve(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> R
         provision::add_finalizer(context, tenant).await?;
         Some(provision::provision(context, validated, server, &password.value).await?)
     } else {
-        if !matches!(serving.database.mode, DatabaseTarget::Shared { .. }) {
+        if !matches!(serving.database.mode, DatabaseTarget::Shared { .. })
+            && !retire::holds_shared(tenant, validated, context)
+        {
             provision::left_shared_mode(tenant, context).await?;
         }
         None
@@ -468,6 +473,7 @@ fn observe(
         backup: transfer::backup_status(tenant, context),
         load: None,
         autopilot: None,
+        old_database_settled: false,
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Observed {
     /// Autopilot's verdict of this reconcile; without one the condition
     /// keeps what it said.
     pub autopilot: Option<Verdict>,
+    /// This reconcile saw the old database's data follow `deletionPolicy`.
+    pub old_database_settled: bool,
 }
 
 /// A failed reconcile, as status reports it.
@@ -229,6 +231,7 @@ pub fn status(
             .or_else(|| previous.and_then(|p| p.database_credentials_rotated_at.clone())),
         database_mode: Some(serving.database.mode.mode()),
         database: Some(in_use(&serving.database)),
+        old_database: old_database(tenant, observed, previous),
         restored: restored(tenant).or_else(|| previous.and_then(|p| p.restored.clone())),
         backup: observed.backup.clone(),
         observed: observed
@@ -279,6 +282,42 @@ fn transfer_failure(tenant: &Tenant) -> Option<(&'static str, &'static str, Stri
             ),
         ),
     })
+}
+
+/// The database a verified move left, from the move's success until the
+/// reconciler has seen its data follow `deletionPolicy`. An External
+/// database is never the operator's to clean up; one the spec names again
+/// is in use again.
+fn old_database(
+    tenant: &Tenant,
+    observed: &Observed,
+    previous: Option<&CrmTenantStatus>,
+) -> Option<crm_crds::DatabaseInUse> {
+    if observed.old_database_settled {
+        return None;
+    }
+    let left = match &tenant.transfer {
+        Some(transfer) if transfer.state == TransferState::Succeeded => match &transfer.kind {
+            TransferKind::Migrate { from } => {
+                (!matches!(from.mode, DatabaseTarget::External { .. })).then(|| in_use(from))
+            }
+            TransferKind::Restore { .. } => None,
+        },
+        _ => None,
+    };
+    let pending = previous.and_then(|p| p.old_database.clone());
+    // Should a second move end before the first one's old database was
+    // settled, a Shared one is kept: the others' objects are pruned anyway.
+    let shared = |d: &Option<crm_crds::DatabaseInUse>| {
+        d.as_ref()
+            .is_some_and(|d| d.mode == crm_crds::DatabaseMode::Shared)
+    };
+    let old = if shared(&pending) && !shared(&left) {
+        pending
+    } else {
+        left.or(pending)
+    };
+    old.filter(|old| *old != in_use(&tenant.database))
 }
 
 /// The status of a tenant whose spec does not validate: it has no sizing,

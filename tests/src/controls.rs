@@ -235,6 +235,29 @@ impl ApiDouble {
         }
     }
 
+    /// Reports the tenant's Deployment `name` rolled out at
+    /// `observed_generation` with `replicas` ready, and its PostgreSQL
+    /// StatefulSet `<name>-postgres` ready when there is one, as the
+    /// Deployment and StatefulSet controllers would.
+    pub fn report_ready(&self, ns: &str, name: &str, replicas: i32, observed_generation: i64) {
+        use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+        let counts = serde_json::json!({
+            "replicas": replicas, "readyReplicas": replicas,
+            "availableReplicas": replicas, "updatedReplicas": replicas,
+            "observedGeneration": observed_generation,
+        });
+        assert!(
+            self.set_status::<Deployment>(ns, name, counts),
+            "no Deployment {ns}/{name} to report ready"
+        );
+        let postgres = format!("{name}-postgres");
+        if self.get_object::<StatefulSet>(ns, &postgres).is_some() {
+            let counts =
+                serde_json::json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1 });
+            assert!(self.set_status::<StatefulSet>(ns, &postgres, counts));
+        }
+    }
+
     /// Replace `.status` as a controller would; false if absent.
     pub fn set_status<K: Resource<DynamicType = ()>>(
         &self,

@@ -10,7 +10,11 @@
 //! change, sampled so that it never falls below the HPA's minimum. With
 //! `CRM_E2E_SHARED_SERVER` naming a shared PostgreSQL server registered in
 //! `crm-system` (see the README), the Shared example is applied too, its
-//! database password rotated and the tenant deleted under `Delete`. The
+//! database password rotated and the tenant deleted under `Delete`. With
+//! `CRM_E2E_SERVER_IMAGE` naming a crm-server image the cluster can run, a
+//! Starter tenant on Embedded gets contacts through its API (a port-forward
+//! to its pod), moves to Growth on Managed, and must answer the same
+//! contacts from a pod on PostgreSQL once Ready there. The
 //! Ingress example is applied (its Ingress, policy and `https://` endpoint
 //! checked, then exposure turned off and the Ingress pruned), and the
 //! Gateway example too where the cluster serves the Gateway API. It
@@ -28,7 +32,7 @@ use crm_operator::controller::{self, Settings};
 use crm_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -37,6 +41,8 @@ use serde_json::{Value, json};
 
 const MANAGER: &str = "crm-e2e";
 const SLOW: Duration = Duration::from_secs(120);
+/// Pulling the server's and PostgreSQL's images, rollouts and a copy.
+const MOVE: Duration = Duration::from_secs(600);
 
 async fn cluster() -> Option<Client> {
     let Some(path) = std::env::var_os("CRM_E2E_KUBECONFIG") else {
@@ -53,12 +59,21 @@ async fn cluster() -> Option<Client> {
     Some(Client::try_from(config).expect("a client for the cluster"))
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + SLOW;
+    eventually_within(what, SLOW, check).await
+}
+
+/// [`eventually`] with its own limit, for what pulls images and copies data.
+async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(value) = check().await {
             return value;
@@ -231,6 +246,13 @@ async fn scenario(client: Client, ns: String) -> Result<(), kube::Error> {
 
     replicas_survive_suspend_and_autoscaling_changes(&client, ns).await?;
     exposure(&client, ns).await?;
+    if let Ok(image) = std::env::var("CRM_E2E_SERVER_IMAGE") {
+        embedded_to_managed_keeps_the_contacts(&client, ns, &image).await?;
+    } else {
+        eprintln!(
+            "e2e: the move Embedded → Managed skipped: CRM_E2E_SERVER_IMAGE (a crm-server image the cluster can run) is not set"
+        );
+    }
     if let Ok(server) = std::env::var("CRM_E2E_SHARED_SERVER") {
         shared_rotation_and_deletion(&client, ns, &server).await?;
     } else {
@@ -483,4 +505,228 @@ async fn shared_rotation_and_deletion(
     })
     .await;
     Ok(())
+}
+
+/// A Starter tenant on Embedded, running `image`: contacts written through
+/// its API, then the tenant moved to Growth on Managed; once it is Ready on
+/// PostgreSQL, pods on PostgreSQL answer the same contacts, and take writes.
+async fn embedded_to_managed_keeps_the_contacts(
+    client: &Client,
+    ns: &str,
+    image: &str,
+) -> Result<(), kube::Error> {
+    let tenants: Api<CrmTenant> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut tenant = example("starter-embedded", ns);
+    let name = "bakery-move";
+    tenant.metadata.name = Some(name.to_owned());
+    tenant.spec.server.get_or_insert_default().image = Some(image.to_owned());
+    let apply = PatchParams::apply(MANAGER).force();
+    tenants.patch(name, &apply, &Patch::Apply(&tenant)).await?;
+
+    let pod = server_pod(&pods, name, false).await;
+    let key = eventually("bakery-move's API key", || async {
+        let data = secrets.get_opt(&format!("{name}-api")).await.ok()??.data?;
+        String::from_utf8(data.get("api-key")?.0.clone()).ok()
+    })
+    .await;
+    let mut written = Vec::new();
+    for i in 0..3 {
+        let contact = json!({
+            "first_name": "Ada", "last_name": format!("Lovelace {i}"),
+            "email": format!("ada{i}@bakery-move.example"),
+        });
+        let (status, body) = http(
+            &pods,
+            &pod,
+            "POST",
+            "/api/v1/contacts",
+            &key,
+            Some(&contact),
+        )
+        .await;
+        assert_eq!(status, 201, "e2e: creating a contact on SQLite: {body}");
+        let id = body["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("e2e: no id in {body}"));
+        written.push((id, contact["email"].clone()));
+    }
+
+    let to_managed = json!({ "spec": { "tier": "Growth", "database": { "mode": "Managed" } } });
+    tenants
+        .patch(name, &PatchParams::default(), &Patch::Merge(&to_managed))
+        .await?;
+    eventually_within("bakery-move Ready on Managed", MOVE, || async {
+        let tenant = tenants.get(name).await.ok()?;
+        let status = tenant.status?;
+        (status.observed_generation == tenant.metadata.generation
+            && status.phase == Some(crm_crds::Phase::Ready)
+            && status.database?.mode == crm_crds::DatabaseMode::Managed)
+            .then_some(())
+    })
+    .await;
+
+    let pod = server_pod(&pods, name, true).await;
+    for (id, email) in &written {
+        let (status, body) = http(
+            &pods,
+            &pod,
+            "GET",
+            &format!("/api/v1/contacts/{id}"),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "e2e: contact {id} after the move: {body}");
+        assert_eq!(&body["email"], email, "e2e: contact {id} after the move");
+    }
+    let contact = json!({ "first_name": "Grace", "last_name": "Hopper", "email": "grace@bakery-move.example" });
+    let (status, body) = http(
+        &pods,
+        &pod,
+        "POST",
+        "/api/v1/contacts",
+        &key,
+        Some(&contact),
+    )
+    .await;
+    assert_eq!(status, 201, "e2e: writable on PostgreSQL: {body}");
+    tenants.delete(name, &DeleteParams::default()).await?;
+    Ok(())
+}
+
+/// A ready, running server pod of `tenant` whose writable template uses
+/// PostgreSQL (`DATABASE_URL` from `<t>-db`) or, with `on_postgres` false,
+/// SQLite; waits for one.
+async fn server_pod(pods: &Api<Pod>, tenant: &str, on_postgres: bool) -> String {
+    let selector =
+        format!("app.kubernetes.io/instance={tenant},app.kubernetes.io/component=server");
+    let params = kube::api::ListParams::default().labels(&selector);
+    let what = format!(
+        "a ready {tenant} pod on {}",
+        if on_postgres { "PostgreSQL" } else { "SQLite" }
+    );
+    eventually_within(&what, MOVE, || async {
+        let list = pods.list(&params).await.ok()?;
+        list.items.into_iter().find_map(|pod| {
+            let owned_by_replica_set = pod
+                .owner_references()
+                .iter()
+                .any(|o| o.kind == "ReplicaSet");
+            let ready = pod
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let env = pod
+                .spec
+                .as_ref()?
+                .containers
+                .first()?
+                .env
+                .clone()
+                .unwrap_or_default();
+            let read_only = env
+                .iter()
+                .any(|e| e.name == "CRM_READ_ONLY" && e.value.as_deref() == Some("true"));
+            let from_secret = env.iter().any(|e| {
+                e.name == "DATABASE_URL"
+                    && e.value_from
+                        .as_ref()
+                        .is_some_and(|v| v.secret_key_ref.is_some())
+            });
+            (owned_by_replica_set
+                && ready
+                && pod.metadata.deletion_timestamp.is_none()
+                && !read_only
+                && from_secret == on_postgres)
+                .then(|| pod.name_any())
+        })
+    })
+    .await
+}
+
+/// One HTTP/1.1 request to the server's port 8080 in `pod`, through a
+/// port-forward; the status code and the JSON body (`null` when empty).
+async fn http(
+    pods: &Api<Pod>,
+    pod: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut forwarder = pods
+        .portforward(pod, &[8080])
+        .await
+        .unwrap_or_else(|e| panic!("e2e: a port-forward to {pod}: {e}"));
+    let mut stream = forwarder
+        .take_stream(8080)
+        .expect("e2e: the forwarded port 8080");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let exchange = async {
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let read = stream.read(&mut chunk).await?;
+            response.extend_from_slice(&chunk[..read]);
+            if read == 0 || complete(&response) {
+                return Ok::<_, std::io::Error>(response);
+            }
+        }
+    };
+    let response = tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("e2e: {method} {path} on {pod} timed out"))
+        .unwrap_or_else(|e| panic!("e2e: {method} {path} on {pod}: {e}"));
+    drop(stream);
+    forwarder.abort();
+    let (head, body) = split_response(&response).unwrap_or_else(|| {
+        panic!(
+            "e2e: {method} {path}: not an HTTP response: {:?}",
+            String::from_utf8_lossy(&response)
+        )
+    });
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("e2e: {method} {path}: no status in {head:?}"));
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    };
+    (status, json)
+}
+
+/// The head (as text) and the body of a response.
+fn split_response(response: &[u8]) -> Option<(String, &[u8])> {
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    Some((head, &response[end + 4..]))
+}
+
+/// Whether a response's body is all there, by its `Content-Length`; a
+/// response without one ends when the server closes the connection.
+fn complete(response: &[u8]) -> bool {
+    let Some((head, body)) = split_response(response) else {
+        return false;
+    };
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .is_some_and(|length| body.len() >= length)
 }

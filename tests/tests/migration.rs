@@ -142,8 +142,25 @@ async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
             .is_some(),
         "deletionPolicy Retain keeps the old volume"
     );
-    operator.pods_ready(&tenant, 1);
+    operator.rolled_out(&tenant, 1);
+    let note = operator
+        .eventually("an OldDatabaseRetained Event", |op| {
+            op.event_note(&tenant, "OldDatabaseRetained")
+        })
+        .await;
+    assert!(note.contains("crm-tenants/corner-bakery-data"), "{note}");
+    operator
+        .eventually("status.oldDatabase cleared", |op| {
+            let status = op.tenant(&tenant).status?;
+            status.old_database.is_none().then_some(())
+        })
+        .await;
     operator.phase(&tenant, Phase::Ready).await;
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-data")
+            .is_some()
+    );
     operator.quiet().await;
     operator.double.clear_log();
     operator.nudge(&tenant, "settled");
@@ -153,6 +170,53 @@ async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
         0,
         "settled"
     );
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_delete_the_old_volume_goes_with_the_switch_and_an_event_says_so() {
+    let operator = Operator::start();
+    let mut tenant = embedded();
+    if let Some(database) = tenant.spec.database.as_mut() {
+        database.deletion_policy = crm_crds::DeletionPolicy::Delete;
+    }
+    operator.ready(&tenant).await;
+    operator.patch(&tenant, to_managed()).await;
+    operator.transfer(&tenant, "migrate", true).await;
+    operator.read_only(&tenant, false).await;
+    let old = operator
+        .eventually("status.oldDatabase", |op| {
+            let status = op.tenant(&tenant).status?;
+            (status.database?.mode == crm_crds::DatabaseMode::Managed)
+                .then_some(status.old_database?)
+        })
+        .await;
+    assert_eq!(old.mode, crm_crds::DatabaseMode::Embedded);
+    operator
+        .eventually("the old volume pruned", |op| {
+            op.get::<PersistentVolumeClaim>(&tenant, "-data")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    assert_eq!(
+        operator.event_note(&tenant, "OldDatabaseDeleted"),
+        None,
+        "said once the switch is complete"
+    );
+    operator.rolled_out(&tenant, 1);
+    let note = operator
+        .eventually("an OldDatabaseDeleted Event", |op| {
+            op.event_note(&tenant, "OldDatabaseDeleted")
+        })
+        .await;
+    assert!(note.contains("corner-bakery-data was deleted"), "{note}");
+    operator
+        .eventually("status.oldDatabase cleared", |op| {
+            let status = op.tenant(&tenant).status?;
+            status.old_database.is_none().then_some(())
+        })
+        .await;
     operator.shutdown().await;
 }
 

@@ -199,12 +199,45 @@ async fn patch_finalizers(
     Ok(())
 }
 
-/// The shared server the spec names, read from the raw spec, so that even a
-/// tenant whose spec no longer validates can be cleaned up.
-fn shared_server_of(tenant: &CrmTenant) -> Option<&str> {
-    let database = tenant.spec.database.as_ref()?;
-    (crate::validate::database_mode(tenant) == DatabaseMode::Shared)
-        .then_some(database.shared.as_ref()?.server.as_str())
+/// The shared servers holding the tenant's role and database, read from
+/// the raw spec (so that even a tenant whose spec no longer validates can
+/// be cleaned up) and from `status.oldDatabase`, which a move away from a
+/// Shared database leaves until its data has followed `deletionPolicy`.
+fn shared_servers_of(tenant: &CrmTenant) -> Vec<&str> {
+    let spec = tenant.spec.database.as_ref().and_then(|database| {
+        (crate::validate::database_mode(tenant) == DatabaseMode::Shared)
+            .then_some(database.shared.as_ref()?.server.as_str())
+    });
+    let old = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.old_database.as_ref())
+        .filter(|old| old.mode == DatabaseMode::Shared)
+        .and_then(|old| old.server.as_deref());
+    let mut servers: Vec<&str> = spec.into_iter().chain(old).collect();
+    servers.dedup();
+    servers
+}
+
+/// Drops the tenant's role and database on `server` (Delete), or keeps
+/// them with the role's login disabled (Retain); names them.
+pub async fn clean_up(
+    tenant: &CrmTenant,
+    context: &Context,
+    server: &str,
+    policy: DeletionPolicy,
+) -> Result<Names> {
+    let names = sql::names(&tenant.namespace().unwrap_or_default(), &tenant.name_any());
+    let shared = registered(context, server).await?;
+    let cleaned = match policy {
+        DeletionPolicy::Delete => shared.drop_tenant(&names).await,
+        DeletionPolicy::Retain => shared.retain_tenant(&names).await,
+    };
+    cleaned.map_err(|source| Error::SharedDatabase {
+        server: server.to_owned(),
+        source,
+    })?;
+    Ok(names)
 }
 
 /// A Shared tenant being deleted: cleans up by `deletionPolicy`, then
@@ -215,20 +248,22 @@ pub async fn finalize(tenant: &CrmTenant, context: &Context) -> Result<Action> {
         // Owner references let the garbage collector remove the children.
         return Ok(Action::await_change());
     }
-    let Some(server) = shared_server_of(tenant) else {
+    let servers = shared_servers_of(tenant);
+    let names = sql::names(&tenant.namespace().unwrap_or_default(), &tenant.name_any());
+    if servers.is_empty() {
         return remove_finalizer(context, tenant)
             .await
             .map(|()| Action::await_change());
-    };
-    let names = sql::names(&tenant.namespace().unwrap_or_default(), &tenant.name_any());
+    }
     if tenant
         .annotations()
         .contains_key(annotation::SKIP_DATABASE_CLEANUP)
     {
         let note = format!(
-            "{}: role and database {} left on shared server {server} as they were",
+            "{}: role and database {} left on shared server {} as they were",
             annotation::SKIP_DATABASE_CLEANUP,
-            names.database
+            names.database,
+            servers.join(" and ")
         );
         publish(
             tenant,
@@ -241,45 +276,40 @@ pub async fn finalize(tenant: &CrmTenant, context: &Context) -> Result<Action> {
         remove_finalizer(context, tenant).await?;
         return Ok(Action::await_change());
     }
-    let shared = registered(context, server).await?;
     let policy = tenant
         .spec
         .database
         .as_ref()
         .map(|d| d.deletion_policy)
         .unwrap_or_default();
-    let cleaned = match policy {
-        DeletionPolicy::Delete => shared.drop_tenant(&names).await,
-        DeletionPolicy::Retain => shared.retain_tenant(&names).await,
-    };
-    cleaned.map_err(|source| Error::SharedDatabase {
-        server: server.to_owned(),
-        source,
-    })?;
-    let (reason, note) = match policy {
-        DeletionPolicy::Delete => (
-            "DatabaseDropped",
-            format!(
-                "deletionPolicy Delete: database and role {} dropped on shared server {server}",
-                names.database
+    for server in servers {
+        clean_up(tenant, context, server, policy).await?;
+        let (reason, note) = match policy {
+            DeletionPolicy::Delete => (
+                "DatabaseDropped",
+                format!(
+                    "deletionPolicy Delete: database and role {} dropped on shared server {server}",
+                    names.database
+                ),
             ),
-        ),
-        DeletionPolicy::Retain => (
-            "DatabaseRetained",
-            format!(
-                "deletionPolicy Retain: database {} kept on shared server {server}, its role can no longer log in",
-                names.database
+            DeletionPolicy::Retain => (
+                "DatabaseRetained",
+                format!(
+                    "deletionPolicy Retain: database {} kept on shared server {server}, its role can no longer log in",
+                    names.database
+                ),
             ),
-        ),
-    };
-    publish(tenant, context, EventType::Normal, reason, &note).await;
+        };
+        publish(tenant, context, EventType::Normal, reason, &note).await;
+    }
     remove_finalizer(context, tenant).await?;
     Ok(Action::await_change())
 }
 
-/// A tenant that left Shared mode: its role and database stay on the server
-/// (the spec no longer says which server held them once it changes), and the
-/// finalizer goes, with a Warning saying what was left.
+/// A tenant that left Shared mode without a recorded move (no status names
+/// the server that held its role and database): they stay on the server,
+/// and the finalizer goes, with a Warning saying what was left. A verified
+/// move cleans up instead (`status.oldDatabase`).
 pub async fn left_shared_mode(tenant: &CrmTenant, context: &Context) -> Result<()> {
     if !has_finalizer(tenant) {
         return Ok(());

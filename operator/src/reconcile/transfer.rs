@@ -73,6 +73,12 @@ fn job_state(job: &Job) -> TransferState {
 /// Deployment controller has seen its generation, and none is left of an
 /// older one. Only then can no write reach the database being copied.
 fn read_only_rolled_out(tenant: &Tenant, context: &Context) -> bool {
+    rolled_out(tenant, context, true)
+}
+
+/// Whether every replica of the server runs a template that is (or is not)
+/// read-only, as `read_only` says.
+pub(super) fn rolled_out(tenant: &Tenant, context: &Context, read_only: bool) -> bool {
     let at = ObjectRef::new(&tenant.name).within(&tenant.namespace);
     let Some(deployment) = context
         .stores
@@ -82,7 +88,7 @@ fn read_only_rolled_out(tenant: &Tenant, context: &Context) -> bool {
     else {
         return false;
     };
-    let read_only = template_env(&deployment)
+    let is_read_only = template_env(&deployment)
         .any(|(name, value)| name == "CRM_READ_ONLY" && value == Some("true"));
     let Some(status) = deployment.status.as_ref() else {
         return false;
@@ -90,7 +96,7 @@ fn read_only_rolled_out(tenant: &Tenant, context: &Context) -> bool {
     let seen = status.observed_generation.is_some()
         && status.observed_generation >= deployment.metadata.generation;
     let replicas = status.replicas.unwrap_or(0);
-    read_only && seen && status.updated_replicas.unwrap_or(0) >= replicas
+    is_read_only == read_only && seen && status.updated_replicas.unwrap_or(0) >= replicas
 }
 
 fn template_env(deployment: &Deployment) -> impl Iterator<Item = (&str, Option<&str>)> {

@@ -160,25 +160,8 @@ impl Operator {
     /// Deployment and StatefulSet controllers would.
     pub fn pods_ready(&self, tenant: &CrmTenant, replicas: i32) {
         let ns = tenant.namespace().expect("namespace");
-        let name = tenant.name_any();
-        let counts = json!({
-            "replicas": replicas, "readyReplicas": replicas,
-            "availableReplicas": replicas, "updatedReplicas": replicas,
-            "observedGeneration": 1,
-        });
-        assert!(self.double.set_status::<Deployment>(&ns, &name, counts));
-        let postgres = format!("{name}-postgres");
-        if self
-            .double
-            .get_object::<StatefulSet>(&ns, &postgres)
-            .is_some()
-        {
-            let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1 });
-            assert!(
-                self.double
-                    .set_status::<StatefulSet>(&ns, &postgres, counts)
-            );
-        }
+        self.double
+            .report_ready(&ns, &tenant.name_any(), replicas, 1);
     }
 
     /// Creates the tenant and walks it to Ready.
@@ -224,6 +207,18 @@ impl Operator {
         });
         events.sort_by_key(|e| e.metadata.resource_version.clone());
         events.into_iter().filter_map(|e| e.reason).collect()
+    }
+
+    /// The note of the newest Event about the tenant with `reason`.
+    pub fn event_note(&self, tenant: &CrmTenant, reason: &str) -> Option<String> {
+        let ns = tenant.namespace().expect("namespace");
+        let mut events: Vec<Event> = self.double.list_objects::<Event>(&ns);
+        events.retain(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&tenant.name_any())
+                && e.reason.as_deref() == Some(reason)
+        });
+        events.sort_by_key(|e| e.metadata.resource_version.clone());
+        events.pop()?.note
     }
 
     /// The sizing in status, once status describes the current generation.
@@ -342,16 +337,12 @@ impl Operator {
     /// with `replicas` ready, as the Deployment controller would.
     pub fn rolled_out(&self, tenant: &CrmTenant, replicas: i32) {
         let ns = tenant.namespace().expect("namespace");
-        let name = tenant.name_any();
         let deployment = self
             .get::<Deployment>(tenant, "")
             .expect("the Deployment exists");
-        let counts = json!({
-            "replicas": replicas, "readyReplicas": replicas,
-            "availableReplicas": replicas, "updatedReplicas": replicas,
-            "observedGeneration": deployment.metadata.generation,
-        });
-        assert!(self.double.set_status::<Deployment>(&ns, &name, counts));
+        let generation = deployment.metadata.generation.expect("a generation");
+        self.double
+            .report_ready(&ns, &tenant.name_any(), replicas, generation);
     }
 
     /// Waits for the tenant's Job whose name starts with `<t>-<prefix>-`.

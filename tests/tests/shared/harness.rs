@@ -306,7 +306,6 @@ impl Operator {
     /// of the tenant's data that has begun: the read-only rollout, the new
     /// PostgreSQL ready, and the copy Job completed.
     pub async fn migrated(&self, tenant: &CrmTenant) {
-        use k8s_openapi::api::apps::v1::StatefulSet;
         use k8s_openapi::api::batch::v1::Job;
         let ns = tenant.namespace().expect("namespace");
         let name = tenant.name_any();
@@ -319,23 +318,10 @@ impl Operator {
                 env.iter()
                     .any(|e| e.name == "CRM_READ_ONLY")
                     .then_some(d.metadata.generation)
+                    .flatten()
             })
             .await;
-        let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
-            "updatedReplicas": 1, "observedGeneration": generation });
-        assert!(self.double.set_status::<Deployment>(&ns, &name, counts));
-        let postgres = format!("{name}-postgres");
-        if self
-            .double
-            .get_object::<StatefulSet>(&ns, &postgres)
-            .is_some()
-        {
-            let counts = json!({ "replicas": 1, "readyReplicas": 1, "availableReplicas": 1 });
-            assert!(
-                self.double
-                    .set_status::<StatefulSet>(&ns, &postgres, counts)
-            );
-        }
+        self.double.report_ready(&ns, &name, 1, generation);
         let start = format!("{name}-migrate-");
         let job = self
             .eventually("the copy Job", |op| {

@@ -433,33 +433,114 @@ async fn an_unregistered_server_is_reported_as_such() {
     operator.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leaving_shared_mode_releases_the_finalizer_and_says_what_was_left() {
-    let operator = Operator::start();
-    let t = tenant("leave", "acme", "Delete");
-    operator.create(&t).await;
-    operator.database(&t, "True", "Ready").await;
-    let credentials = operator.credentials(&t).await;
+/// Moves the Shared tenant `t` to Managed up to the verified copy, and
+/// returns its Shared credentials once status records the old database.
+async fn moved_to_managed(operator: &Operator, t: &CrmTenant) -> BTreeMap<String, String> {
+    operator.create(t).await;
+    operator.database(t, "True", "Ready").await;
+    let credentials = operator.credentials(t).await;
     operator
         .patch(
-            &t,
+            t,
             json!({ "spec": { "database": { "mode": "Managed", "shared": null } } }),
         )
         .await;
-    operator.migrated(&t).await;
+    operator.migrated(t).await;
     operator
-        .eventually("the finalizer released", |op| {
-            let stored = op.stored(&t)?;
-            (!stored.finalizers().contains(&FINALIZER.to_owned())).then_some(())
+        .eventually("status.database Managed, status.oldDatabase Shared", |op| {
+            let status = op.stored(t)?.status?;
+            let old = status.old_database?;
+            (status.database?.mode == crm_crds::DatabaseMode::Managed
+                && old.mode == crm_crds::DatabaseMode::Shared
+                && old.server.as_deref() == Some(SERVER))
+            .then_some(())
         })
         .await;
+    let mut admin = superuser().await;
     assert!(
-        operator
-            .event_reasons(&t)
-            .contains(&"SharedDatabaseLeft".to_owned())
+        database_exists(&mut admin, &credentials["database"]).await,
+        "kept until every replica runs on the new database"
+    );
+    let stored = operator.stored(t).expect("tenant");
+    assert!(stored.finalizers().contains(&FINALIZER.to_owned()));
+    credentials
+}
+
+/// Reports the writable rollout on the new database complete, and waits for
+/// the old database's Event.
+async fn switch_completes(operator: &Operator, t: &CrmTenant, reason: &str) -> String {
+    let generation = operator
+        .eventually("the writable Deployment on PostgreSQL", |op| {
+            let d = op.get::<Deployment>(t, "")?;
+            let env = d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+                .env
+                .clone()?;
+            (!env.iter().any(|e| e.name == "CRM_READ_ONLY"))
+                .then_some(d.metadata.generation)
+                .flatten()
+        })
+        .await;
+    let ns = t.namespace().expect("namespace");
+    operator
+        .double
+        .report_ready(&ns, &t.name_any(), 1, generation);
+    let note = operator
+        .eventually(reason, |op| {
+            op.events(t)
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some(reason))?
+                .note
+        })
+        .await;
+    operator
+        .eventually("status.oldDatabase cleared, the finalizer released", |op| {
+            let stored = op.stored(t)?;
+            let released = !stored.finalizers().contains(&FINALIZER.to_owned());
+            (stored.status?.old_database.is_none() && released).then_some(())
+        })
+        .await;
+    note
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_away_under_delete_drops_the_old_role_and_database_once_switched() {
+    let operator = Operator::start();
+    let t = tenant("leave-delete", "acme", "Delete");
+    let credentials = moved_to_managed(&operator, &t).await;
+    let note = switch_completes(&operator, &t, "OldDatabaseDeleted").await;
+    assert!(
+        note.contains(SERVER) && note.contains(&credentials["database"]),
+        "{note}"
+    );
+    let mut admin = superuser().await;
+    assert!(!database_exists(&mut admin, &credentials["database"]).await);
+    assert!(!role_exists(&mut admin, &credentials["username"]).await);
+    operator.assert_nothing_leaks(&t, &[&credentials["password"]]);
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_away_under_retain_keeps_the_old_database_and_says_where() {
+    let operator = Operator::start();
+    let t = tenant("leave-retain", "acme", "Retain");
+    let credentials = moved_to_managed(&operator, &t).await;
+    let note = switch_completes(&operator, &t, "OldDatabaseRetained").await;
+    assert!(
+        note.contains(SERVER) && note.contains(&credentials["database"]),
+        "{note}"
     );
     let mut admin = superuser().await;
     assert!(database_exists(&mut admin, &credentials["database"]).await);
+    assert_eq!(
+        sqlstate(login(&credentials["url"]).await),
+        "28000",
+        "the old role may no longer log in"
+    );
+    assert!(
+        !operator
+            .event_reasons(&t)
+            .contains(&"SharedDatabaseLeft".to_owned())
+    );
     operator.shutdown().await;
 }
 
