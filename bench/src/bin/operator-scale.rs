@@ -68,6 +68,17 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
+    // Ending the run on Ctrl-C or SIGTERM drops it, and with it the
+    // operator's process group (which the terminal's Ctrl-C does not reach).
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = run(args) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = terminate.recv() => bail!("terminated"),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let tenants = fleet::tenants(args.tenants)?;
     if let Some(path) = &args.write_manifests {
         let docs: Vec<String> = tenants
