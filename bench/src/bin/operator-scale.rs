@@ -136,9 +136,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let first_ready = op.wait_ready(start + timeout).await?;
     let mut provisioned = 0.0;
+    let mut provisioning_writes = 0;
     let converging = async {
         wait_all(&double, &tenants, start + timeout, |_| true).await?;
         provisioned = started.elapsed().as_secs_f64();
+        provisioning_writes = double.count_writes_excluding_events();
         pods_ready(&double, &tenants);
         wait_all(&double, &tenants, start + timeout, |p| {
             p == Some(Phase::Ready)
@@ -215,9 +217,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "first-pass-provisioned seconds={provisioned:.2} children_per_second={:.1} \
-         ratio_to_raw={:.2}",
+         ratio_to_raw={:.2} writes_per_tenant={:.2}",
         raw.objects as f64 / provisioned,
-        raw.elapsed.as_secs_f64() / provisioned
+        raw.elapsed.as_secs_f64() / provisioned,
+        provisioning_writes as f64 / tenants.len() as f64,
     );
     println!(
         "startup ready_seconds_first_pass={:.2} ready_seconds_restart={:.2}",
