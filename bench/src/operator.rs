@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::Service;
 
-use crate::proc::pid_status_kib;
+use crate::proc::{command_name, group_members, pid_status_kib};
 
 /// A running operator.
 #[allow(missing_debug_implementations)] // the HTTP client and task handles are opaque
@@ -42,11 +42,17 @@ pub enum Operator {
     Process(Box<External>),
 }
 
-/// `crm-operator run` as a child process.
+/// `crm-operator run` as a child process, leading a process group of its
+/// own: when the binary is a wrapper (`/usr/bin/time`, heaptrack, a script)
+/// the operator is the wrapper's child, and only the group reaches both.
+/// Dropping it kills the whole group, so no operator outlives a run that
+/// ends early (an error, a panic, Ctrl-C).
 #[allow(missing_debug_implementations)] // the HTTP client is opaque
 pub struct External {
     /// The process.
     child: Child,
+    /// Its process group (its pid); `None` once the group has been ended.
+    group: Option<u32>,
     /// Where it serves `/metrics`.
     metrics_addr: SocketAddr,
     /// Scrapes it.
@@ -94,6 +100,7 @@ impl Operator {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true);
         if let Some(image) = &settings.default_image {
             command.arg("--server-image").arg(image);
@@ -101,9 +108,11 @@ impl Operator {
         let child = command
             .spawn()
             .with_context(|| format!("start {}", binary.display()))?;
+        let group = child.id();
         let http = Client::builder(TokioExecutor::new()).build_http();
         let operator = Self::Process(Box::new(External {
             child,
+            group,
             metrics_addr,
             http,
         }));
@@ -172,11 +181,20 @@ impl Operator {
             .map_or(0, |text| counter(&text, "crm_operator_reconciles_total"))
     }
 
-    /// The child process's peak resident memory so far, in KiB; `None` in process.
+    /// The operator process's peak resident memory so far, in KiB: the
+    /// process of the group named `crm-operator` (not its wrapper's), or the
+    /// largest of the group when none is; `None` in process.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         match self {
             Self::InProcess { .. } => None,
-            Self::Process(external) => pid_status_kib(external.child.id()?, "VmHWM"),
+            Self::Process(external) => {
+                let peak = |pids: &[u32]| {
+                    pids.iter()
+                        .filter_map(|pid| pid_status_kib(*pid, "VmHWM"))
+                        .max()
+                };
+                peak(&external.operators()).or_else(|| peak(&group_members(external.group?)))
+            }
         }
     }
 
@@ -190,17 +208,30 @@ impl Operator {
                     .context("controller did not stop")?
                     .context("controller task panicked")
             }
-            Self::Process(external) => {
-                let mut child = external.child;
-                if let Some(pid) = child.id() {
-                    // SIGTERM, as the kubelet sends.
-                    let _ = std::process::Command::new("kill")
-                        .arg(pid.to_string())
-                        .status();
+            Self::Process(mut external) => {
+                // SIGTERM, as the kubelet sends, to the operator itself: a
+                // wrapper then exits with it, and one that would die of the
+                // signal (heaptrack's interpreter) finishes its work first.
+                // Without a process of that name, the whole group gets it.
+                let operators = external.operators();
+                if operators.is_empty() {
+                    external.signal_group("TERM");
+                } else {
+                    for pid in operators {
+                        signal(&pid.to_string(), "TERM");
+                    }
                 }
-                let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-                    .await
-                    .context("crm-operator did not stop on SIGTERM")??;
+                let waited =
+                    tokio::time::timeout(Duration::from_secs(60), external.child.wait()).await;
+                // The wrapper has gone; wait for what it left in the group.
+                for _ in 0..600 {
+                    if external.group.is_none_or(|g| group_members(g).is_empty()) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                external.signal_group("KILL");
+                let status = waited.context("crm-operator did not stop on SIGTERM")??;
                 if !status.success() {
                     bail!("crm-operator exited with {status}");
                 }
@@ -208,6 +239,49 @@ impl Operator {
             }
         }
     }
+}
+
+/// The name Linux gives the operator's process (`/proc/<pid>/comm`).
+const OPERATOR_COMMAND: &str = "crm-operator";
+
+impl External {
+    /// The processes of its group that are the operator itself.
+    fn operators(&self) -> Vec<u32> {
+        let Some(group) = self.group else {
+            return Vec::new();
+        };
+        group_members(group)
+            .into_iter()
+            .filter(|pid| command_name(*pid).as_deref() == Some(OPERATOR_COMMAND))
+            .collect()
+    }
+
+    /// Sends `signal` to every process of its group, once for `KILL`.
+    fn signal_group(&mut self, name: &str) {
+        if let Some(group) = self.group {
+            signal(&format!("-{group}"), name);
+            if name == "KILL" {
+                self.group = None;
+            }
+        }
+    }
+}
+
+impl Drop for External {
+    fn drop(&mut self) {
+        self.signal_group("KILL");
+    }
+}
+
+/// `kill -SIGNAL -- TARGET` (a pid, or `-pgid` for a whole group); quiet
+/// when the target has already gone.
+fn signal(target: &str, name: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg("--")
+        .arg(target)
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// The sum of every sample of counter `name` in a Prometheus text.

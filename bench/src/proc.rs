@@ -72,3 +72,25 @@ fn status_kib(pid: &str, field: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Every process of process group `pgid` (field 5 of /proc/<pid>/stat).
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat_fields(*pid)
+                .and_then(|f| f.get(2)?.parse::<u32>().ok())
+                .is_some_and(|group| group == pgid)
+        })
+        .collect()
+}
+
+/// The command name of a process (`/proc/<pid>/comm`, at most 15 bytes).
+pub fn command_name(pid: u32) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(text.trim_end().to_owned())
+}

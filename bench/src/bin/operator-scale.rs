@@ -68,6 +68,17 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
+    // Ending the run on Ctrl-C or SIGTERM drops it, and with it the
+    // operator's process group (which the terminal's Ctrl-C does not reach).
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = run(args) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = terminate.recv() => bail!("terminated"),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let tenants = fleet::tenants(args.tenants)?;
     if let Some(path) = &args.write_manifests {
         let docs: Vec<String> = tenants
@@ -125,9 +136,11 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let first_ready = op.wait_ready(start + timeout).await?;
     let mut provisioned = 0.0;
+    let mut provisioning_writes = 0;
     let converging = async {
         wait_all(&double, &tenants, start + timeout, |_| true).await?;
         provisioned = started.elapsed().as_secs_f64();
+        provisioning_writes = double.count_writes_excluding_events();
         pods_ready(&double, &tenants);
         wait_all(&double, &tenants, start + timeout, |p| {
             p == Some(Phase::Ready)
@@ -204,9 +217,10 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "first-pass-provisioned seconds={provisioned:.2} children_per_second={:.1} \
-         ratio_to_raw={:.2}",
+         ratio_to_raw={:.2} writes_per_tenant={:.2}",
         raw.objects as f64 / provisioned,
-        raw.elapsed.as_secs_f64() / provisioned
+        raw.elapsed.as_secs_f64() / provisioned,
+        provisioning_writes as f64 / tenants.len() as f64,
     );
     println!(
         "startup ready_seconds_first_pass={:.2} ready_seconds_restart={:.2}",
