@@ -7,13 +7,13 @@
 pub mod admin;
 pub mod customers;
 pub mod errors;
+pub mod figures;
 pub mod sales;
 pub mod service;
 pub mod session;
 pub mod users;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
@@ -26,7 +26,6 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::cache::Cache;
 use crate::config::Modules;
 use crate::error::ApiError;
 use errors::ErrorInfo;
@@ -37,9 +36,10 @@ use session::Viewer;
 pub struct UiState {
     /// Mark cookies `Secure` even without `X-Forwarded-Proto: https`.
     pub secure_cookies: bool,
-    /// The dashboard's figures, kept as long as the read cache keeps an
-    /// entry (`CRM_CACHE_TTL_SECS`): they aggregate every deal and ticket.
-    pub figures: Cache<(), Arc<Figures>>,
+    /// The dashboard's figures, refreshed once they are older than the read
+    /// cache's TTL (`CRM_CACHE_TTL_SECS`): they aggregate every deal and
+    /// ticket.
+    pub figures: figures::Held,
 }
 
 impl UiState {
@@ -47,7 +47,7 @@ impl UiState {
     pub fn new(secure_cookies: bool, ttl: Duration) -> Self {
         Self {
             secure_cookies,
-            figures: Cache::new(1, ttl),
+            figures: figures::Held::new(ttl),
         }
     }
 }
@@ -386,37 +386,13 @@ async fn logout(State(st): State<AppState>, headers: axum::http::HeaderMap) -> U
 #[template(path = "dashboard.html")]
 struct Dashboard<'a> {
     v: &'a Viewer,
-    pipeline: &'a [Total],
+    pipeline: &'a [figures::Total],
     tickets: Option<&'a crate::reports::TicketStats>,
-    revenue: &'a [Total],
-}
-
-/// A line of a dashboard table: a stage (or month), a count and a sum.
-#[derive(Debug)]
-pub struct Total {
-    stage: String,
-    currency: String,
-    count: i64,
-    total: String,
-}
-
-/// What the dashboard shows, for every role (each sees its part).
-#[derive(Debug)]
-pub struct Figures {
-    pipeline: Vec<Total>,
-    revenue: Vec<Total>,
-    tickets: Option<crate::reports::TicketStats>,
+    revenue: &'a [figures::Total],
 }
 
 async fn dashboard(State(st): State<AppState>, Extension(v): Extension<Viewer>) -> UiResult {
-    let figures = match st.ui.figures.get(&()) {
-        Some(f) => f,
-        None => {
-            let f = Arc::new(figures(&st).await?);
-            st.ui.figures.put((), f.clone());
-            f
-        }
-    };
+    let figures = st.ui.figures.get(&st).await?;
     let deals = v.role().sees_deals();
     Ok(page(&Dashboard {
         v: &v,
@@ -424,44 +400,6 @@ async fn dashboard(State(st): State<AppState>, Extension(v): Extension<Viewer>) 
         tickets: figures.tickets.as_ref(),
         revenue: if deals { &figures.revenue } else { &[] },
     }))
-}
-
-/// The reports behind the dashboard (none without the reports module).
-async fn figures(st: &AppState) -> Result<Figures, ApiError> {
-    if !st.modules.reports {
-        return Ok(Figures {
-            pipeline: Vec::new(),
-            revenue: Vec::new(),
-            tickets: None,
-        });
-    }
-    let mut conn = st.db.pool.acquire().await?;
-    let pipeline = crate::reports::pipeline_rows(&mut conn)
-        .await?
-        .into_iter()
-        .map(|r| Total {
-            total: money(r.total_minor),
-            stage: r.stage,
-            currency: r.currency,
-            count: r.count,
-        })
-        .collect();
-    let revenue = crate::reports::revenue_rows(&mut conn, None, None)
-        .await?
-        .into_iter()
-        .map(|r| Total {
-            total: money(r.total_minor),
-            stage: r.month,
-            currency: r.currency,
-            count: r.deals,
-        })
-        .collect();
-    let tickets = Some(crate::reports::ticket_stats(&mut conn, st.db.kind).await?);
-    Ok(Figures {
-        pipeline,
-        revenue,
-        tickets,
-    })
 }
 
 /// Format minor units as `1,234.56` (two decimals).
