@@ -31,11 +31,13 @@ pub struct Figures {
     pub tickets: Option<TicketStats>,
 }
 
-/// The last figures and when they were computed, shared by the replica's
-/// requests.
+/// Figures and when they were computed.
+type Dated = (Instant, Arc<Figures>);
+
+/// The last figures, shared by the replica's requests.
 #[derive(Debug, Clone)]
 pub struct Held {
-    last: Arc<Mutex<Option<(Instant, Arc<Figures>)>>>,
+    last: Arc<Mutex<Option<Dated>>>,
     refreshing: Arc<AtomicBool>,
     ttl: Duration,
 }
