@@ -20,6 +20,17 @@ pub struct Total {
     pub(super) total: String,
 }
 
+impl Total {
+    fn new(label: String, currency: String, count: i64, total_minor: i64) -> Self {
+        Self {
+            stage: label,
+            currency,
+            count,
+            total: super::money(total_minor),
+        }
+    }
+}
+
 /// What the dashboard shows, for every role (each sees its part).
 #[derive(Debug)]
 pub struct Figures {
@@ -99,22 +110,12 @@ async fn compute(st: &AppState) -> Result<Figures, ApiError> {
     let pipeline = reports::pipeline_rows(&mut conn)
         .await?
         .into_iter()
-        .map(|r| Total {
-            total: super::money(r.total_minor),
-            stage: r.stage,
-            currency: r.currency,
-            count: r.count,
-        })
+        .map(|r| Total::new(r.stage, r.currency, r.count, r.total_minor))
         .collect();
     let revenue = reports::revenue_rows(&mut conn, None, None)
         .await?
         .into_iter()
-        .map(|r| Total {
-            total: super::money(r.total_minor),
-            stage: r.month,
-            currency: r.currency,
-            count: r.deals,
-        })
+        .map(|r| Total::new(r.month, r.currency, r.deals, r.total_minor))
         .collect();
     let tickets = Some(reports::ticket_stats(&mut conn, st.db.kind).await?);
     Ok(Figures {
