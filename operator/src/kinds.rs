@@ -251,7 +251,8 @@ pub async fn unserved(client: &Client) -> Vec<&'static str> {
 
 impl Watch<'_> {
     /// A cache of one child kind, and the stream that fills it and feeds
-    /// the ledger, the owner index and the sync tracker.
+    /// the ledger, the owner index and the sync tracker, and then the
+    /// controller with every change but the echoes of our own applies.
     fn cached<K>(&self) -> (Store<Compact<K>>, Events<Compact<K>>)
     where
         K: Compactable<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -271,10 +272,13 @@ impl Watch<'_> {
         let events = watcher(api, self.config.clone())
             .default_backoff()
             .reflect(writer)
-            .inspect_ok(move |event| {
-                ledger.observe(event);
+            .try_filter(move |event| {
+                let ours = ledger.observe(event);
                 owned.observe(event);
                 synced.observe(&K::kind(&()), event);
+                // The echo of our own apply wakes no one: the reconcile that
+                // wrote it knew that state, and the cache now holds it.
+                futures::future::ready(!ours)
             })
             .touched_objects()
             .boxed();

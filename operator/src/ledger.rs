@@ -107,8 +107,10 @@ impl Ledger {
     }
 
     /// Reads one watch event: a delivered version we wrote, or a deletion,
-    /// ends the entry.
-    pub fn observe<K>(&self, event: &watcher::Event<K>)
+    /// ends the entry. True when the event is the echo of our own write,
+    /// which tells its owner nothing new: the reconcile that applied it
+    /// already knew that state.
+    pub fn observe<K>(&self, event: &watcher::Event<K>) -> bool
     where
         K: kube::Resource<DynamicType = ()>,
     {
@@ -116,17 +118,20 @@ impl Ledger {
             watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
                 let mut entries = self.lock();
                 let key = key(object);
-                if entries
-                    .get(&key)
-                    .is_some_and(|e| e.resource_version == object.resource_version())
-                {
+                let ours = entries.get(&key).is_some_and(|e| {
+                    e.resource_version.is_some()
+                        && e.resource_version == object.resource_version()
+                });
+                if ours {
                     entries.remove(&key);
                 }
+                ours
             }
             watcher::Event::Delete(object) => {
                 self.lock().remove(&key(object));
+                false
             }
-            watcher::Event::Init | watcher::Event::InitDone => {}
+            watcher::Event::Init | watcher::Event::InitDone => false,
         }
     }
 
@@ -192,10 +197,13 @@ mod tests {
         ledger.record(&desired, Some("7".into()), || Some("6".into()));
         assert!(ledger.pending(&desired));
         // An older version arriving does not end it.
-        ledger.observe(&Event::Apply(config_map("v0", Some("6"))));
+        assert!(!ledger.observe(&Event::Apply(config_map("v0", Some("6")))));
         assert!(ledger.pending(&desired));
-        ledger.observe(&Event::Apply(config_map("v1", Some("7"))));
+        // Our own write's echo.
+        assert!(ledger.observe(&Event::Apply(config_map("v1", Some("7")))));
         assert!(!ledger.pending(&desired));
+        // Once ended, the same version is news again (a relist).
+        assert!(!ledger.observe(&Event::Apply(config_map("v1", Some("7")))));
         assert!(ledger.is_empty());
     }
 

@@ -112,9 +112,15 @@ async fn many_new_tenants_get_each_child_written_once() {
         "children applied more than once: {repeated:#?}"
     );
     assert_eq!(writes.len(), children, "every desired child applied");
+    operator.quiet().await;
+    // The watch's echo of each child we applied wakes no one: 24 tenants
+    // with 10.5 children each used to be reconciled about four times each.
+    let reconciles = operator.metrics.reconciles(Outcome::Ok);
+    eprintln!("{reconciles} reconciles for {} tenants", tenants.len());
     assert!(
-        operator.metrics.reconciles(Outcome::Ok) > tenants.len() as u64,
-        "children's creation woke their tenants again"
+        reconciles < 2 * tenants.len() as u64,
+        "{reconciles} reconciles for {} tenants: our own writes woke them",
+        tenants.len()
     );
     operator.shutdown().await;
 }
