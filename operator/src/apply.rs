@@ -23,10 +23,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::build::Desired;
+use crate::build::{self, Desired};
 use crate::compact::{Compact, Compactable};
 use crate::kinds::{Orphan, Stores};
-use crate::labels::FIELD_MANAGER;
+use crate::labels::{Component, FIELD_MANAGER};
 use crate::ledger::Ledger;
 use crate::ownership;
 use crate::validate::Tenant;
@@ -115,6 +115,19 @@ pub async fn apply_all(
     run.all(&stores.cron_jobs, backup_cron_job.iter()).await?;
     if let Some(job) = transfer_job {
         run.once(&stores.jobs, job).await?;
+    }
+
+    // Kept volumes follow the policy too: it may change before they go.
+    let data = build::data_metadata(tenant, String::new(), Component::Server);
+    let policy = data.owner_references.unwrap_or_default();
+    for (_, name) in kept
+        .iter()
+        .filter(|(kind, _)| *kind == "PersistentVolumeClaim")
+    {
+        let at = ObjectRef::new(name).within(&tenant.namespace);
+        if let Some(live) = stores.volumes.get(&at) {
+            run.follow_policy(&live, &policy).await?;
+        }
     }
 
     // Prune after applying, so a replacement exists before its predecessor goes.
@@ -294,12 +307,22 @@ impl Run<'_> {
         object: &PersistentVolumeClaim,
     ) -> Result<()> {
         let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
-        let Some(live) = store.get(&at) else {
-            return self.once(store, object).await;
-        };
+        match store.get(&at) {
+            Some(live) => self.follow_policy(&live, object.owner_references()).await,
+            None => self.once(store, object).await,
+        }
+    }
+
+    /// Sets or removes the tenant's owner reference on the claim `live` as
+    /// `wanted` (the references `deletionPolicy` gives) has it or not.
+    async fn follow_policy(
+        &mut self,
+        live: &Compact<PersistentVolumeClaim>,
+        wanted: &[OwnerReference],
+    ) -> Result<()> {
         let uid = self.tenant.owner.uid.as_str();
         let ours = |r: &&OwnerReference| r.uid == uid;
-        let owned = object.owner_references().iter().any(|r| ours(&r));
+        let owned = wanted.iter().any(|r| ours(&r));
         if live.owner_references().iter().any(|r| ours(&r)) == owned {
             return Ok(());
         }
@@ -309,8 +332,8 @@ impl Run<'_> {
             .iter()
             .filter(|r| !ours(r))
             .collect();
-        references.extend(object.owner_references().iter().filter(ours));
-        let name = object.name_any();
+        references.extend(wanted.iter().filter(ours));
+        let name = live.name_any();
         let patch = json!({ "metadata": { "ownerReferences": references } });
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),

@@ -179,13 +179,6 @@ async fn under_delete_the_old_volume_outlives_the_switch_until_every_replica_lef
     let operator = Operator::start();
     let tenant = embedded();
     let uid = operator.ready(&tenant).await.uid().expect("uid");
-    // Created under Retain, the volume follows the policy as it changes.
-    operator.patch(&tenant, delete_policy()).await;
-    operator
-        .eventually("the volume owned by the tenant", |op| {
-            owned_by(&op.get::<PersistentVolumeClaim>(&tenant, "-data")?, &uid).then_some(())
-        })
-        .await;
     operator.patch(&tenant, to_managed()).await;
     operator.transfer(&tenant, "migrate", true).await;
     operator.read_only(&tenant, false).await;
@@ -197,6 +190,13 @@ async fn under_delete_the_old_volume_outlives_the_switch_until_every_replica_lef
         })
         .await;
     assert_eq!(old.mode, crm_crds::DatabaseMode::Embedded);
+    // Created under Retain, the old volume follows the policy as it changes.
+    operator.patch(&tenant, delete_policy()).await;
+    operator
+        .eventually("the old volume owned by the tenant", |op| {
+            owned_by(&op.get::<PersistentVolumeClaim>(&tenant, "-data")?, &uid).then_some(())
+        })
+        .await;
     operator.quiet().await;
     assert!(
         operator
