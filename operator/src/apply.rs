@@ -15,7 +15,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -120,13 +120,21 @@ pub async fn apply_all(
     // Kept volumes follow the policy too: it may change before they go.
     let data = build::data_metadata(tenant, String::new(), Component::Server);
     let policy = data.owner_references.unwrap_or_default();
-    for (_, name) in kept
-        .iter()
-        .filter(|(kind, _)| *kind == "PersistentVolumeClaim")
-    {
-        let at = ObjectRef::new(name).within(&tenant.namespace);
-        if let Some(live) = stores.volumes.get(&at) {
-            run.follow_policy(&live, &policy).await?;
+    for (kind, name) in kept {
+        match *kind {
+            "PersistentVolumeClaim" => {
+                let at = ObjectRef::new(name).within(&tenant.namespace);
+                if let Some(live) = stores.volumes.get(&at) {
+                    run.follow_policy(&live, &policy).await?;
+                }
+            }
+            "StatefulSet" => {
+                let at = ObjectRef::new(name).within(&tenant.namespace);
+                if let Some(live) = stores.statefulsets.get(&at) {
+                    run.retention_follows_policy(&live).await?;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -335,12 +343,8 @@ impl Run<'_> {
         references.extend(wanted.iter().filter(ours));
         let name = live.name_any();
         let patch = json!({ "metadata": { "ownerReferences": references } });
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PatchParams::default()
-        };
         self.api::<PersistentVolumeClaim>()
-            .patch(&name, &params, &Patch::Merge(&patch))
+            .patch(&name, &update(), &Patch::Merge(&patch))
             .await
             .map_err(|source| Error::Apply {
                 kind: "PersistentVolumeClaim",
@@ -354,6 +358,35 @@ impl Run<'_> {
         };
         self.report.applied.push(format!(
             "PersistentVolumeClaim/{name} ({whose}, by deletionPolicy)"
+        ));
+        Ok(())
+    }
+
+    /// A kept Managed server's claim retention policy, set as
+    /// `deletionPolicy` says now: the StatefulSet is no longer applied, yet
+    /// its claims must go with it, or stay, as the policy in force says.
+    async fn retention_follows_policy(&mut self, live: &Compact<StatefulSet>) -> Result<()> {
+        let wanted =
+            serde_json::to_value(build::postgres::retention(self.tenant)).unwrap_or(Value::Null);
+        let body = live.body();
+        let current = body
+            .pointer("/spec/persistentVolumeClaimRetentionPolicy")
+            .unwrap_or(&Value::Null);
+        if contains(current, &wanted) {
+            return Ok(());
+        }
+        let name = live.name_any();
+        let patch = json!({ "spec": { "persistentVolumeClaimRetentionPolicy": wanted } });
+        self.api::<StatefulSet>()
+            .patch(&name, &update(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "StatefulSet",
+                name: name.clone(),
+                source,
+            })?;
+        self.report.applied.push(format!(
+            "StatefulSet/{name} (claim retention by deletionPolicy)"
         ));
         Ok(())
     }
@@ -422,6 +455,15 @@ impl Run<'_> {
 
     fn api<K: Child>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), &self.tenant.namespace)
+    }
+}
+
+/// An Update (merge patch) of a field the operator alone decides, outside
+/// server-side apply: on objects it creates once or no longer applies.
+fn update() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
     }
 }
 

@@ -330,8 +330,23 @@ async fn the_old_managed_server_serves_until_the_switch_is_complete_then_goes_un
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_retain_the_old_managed_servers_data_outlives_the_server() {
     let operator = Operator::start();
-    let tenant = on_managed(&operator, crm_crds::DeletionPolicy::Retain).await;
+    let tenant = on_managed(&operator, crm_crds::DeletionPolicy::Delete).await;
     switched_to_embedded(&operator, &tenant).await;
+    // Retain set while the old server waits: its claims stay when it goes.
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "database": { "deletionPolicy": "Retain" } } }),
+        )
+        .await;
+    operator
+        .eventually("the old server's claims retained with it", |op| {
+            let spec = op.get::<StatefulSet>(&tenant, "-postgres")?.spec?;
+            let policy = spec.persistent_volume_claim_retention_policy?;
+            (policy.when_deleted.as_deref() == Some("Retain")).then_some(())
+        })
+        .await;
+    operator.postgres_claim(&tenant);
     operator.rolled_out(&tenant, 1);
     let note = operator
         .eventually("an OldDatabaseRetained Event", |op| {

@@ -345,9 +345,10 @@ impl Operator {
             .report_ready(&ns, &tenant.name_any(), replicas, generation);
     }
 
-    /// Creates the Managed PostgreSQL's claim `data-<t>-postgres-0` as the
-    /// StatefulSet controller does: owned by the StatefulSet when its
-    /// retention policy deletes claims with it, else by nothing.
+    /// Creates (or updates) the Managed PostgreSQL's claim
+    /// `data-<t>-postgres-0` as the StatefulSet controller does: owned by
+    /// the StatefulSet when its retention policy deletes claims with it,
+    /// else by nothing.
     pub fn postgres_claim(&self, tenant: &CrmTenant) {
         use k8s_openapi::api::core::v1::PersistentVolumeClaim;
         let statefulset = self
