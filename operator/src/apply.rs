@@ -15,16 +15,18 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::build::Desired;
+use crate::build::{self, Desired};
 use crate::compact::{Compact, Compactable};
 use crate::kinds::{Orphan, Stores};
-use crate::labels::FIELD_MANAGER;
+use crate::labels::{Component, FIELD_MANAGER};
 use crate::ledger::Ledger;
 use crate::ownership;
 use crate::validate::Tenant;
@@ -42,12 +44,15 @@ pub struct Report {
     pub awaited: bool,
 }
 
-/// Applies every desired object and prunes what is no longer desired.
+/// Applies every desired object and prunes what is no longer desired, but
+/// for `kept`: objects the spec no longer asks for that must stay a while
+/// yet (the old database's, while replicas still read it).
 pub async fn apply_all(
     client: &Client,
     stores: &Stores,
     tenant: &Tenant,
     desired: &Desired,
+    kept: &[(&'static str, String)],
 ) -> Result<Report> {
     let Desired {
         service_account,
@@ -82,7 +87,7 @@ pub async fn apply_all(
     run.all(&stores.secrets, database_secret.iter()).await?;
     run.one(&stores.config_maps, config_map).await?;
     if let Some(volume) = data_volume {
-        run.once(&stores.volumes, volume).await?;
+        run.volume(&stores.volumes, volume).await?;
     }
     run.all(&stores.services, database_service.iter()).await?;
     run.all(&stores.statefulsets, database_statefulset.iter())
@@ -105,21 +110,73 @@ pub async fn apply_all(
         run.one(&stores.http_routes, route).await?;
     }
     if let Some(volume) = backup_volume {
-        run.once(&stores.volumes, volume).await?;
+        run.volume(&stores.volumes, volume).await?;
     }
     run.all(&stores.cron_jobs, backup_cron_job.iter()).await?;
     if let Some(job) = transfer_job {
         run.once(&stores.jobs, job).await?;
     }
 
-    // Prune after applying, so a replacement exists before its predecessor
-    // goes. Data and the credentials that open it go only when the spec says so.
-    let data_too = tenant.database.deletion_policy == crm_crds::DeletionPolicy::Delete;
-    let wanted = desired.names();
-    for orphan in stores.orphans(&tenant.owner.uid, &tenant.namespace, &wanted, data_too) {
+    // Kept volumes follow the policy too: it may change before they go.
+    let data = build::data_metadata(tenant, String::new(), Component::Server);
+    let policy = data.owner_references.unwrap_or_default();
+    for (kind, name) in kept {
+        match *kind {
+            "PersistentVolumeClaim" => {
+                let at = ObjectRef::new(name).within(&tenant.namespace);
+                if let Some(live) = stores.volumes.get(&at) {
+                    run.follow_policy(&live, &policy).await?;
+                }
+            }
+            "StatefulSet" => {
+                let at = ObjectRef::new(name).within(&tenant.namespace);
+                if let Some(live) = stores.statefulsets.get(&at) {
+                    run.retention_follows_policy(&live).await?;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Prune after applying, so a replacement exists before its predecessor goes.
+    let mut wanted = desired.names();
+    wanted.extend(kept.iter().map(|(kind, name)| (*kind, name.as_str())));
+    for orphan in orphans(stores, tenant, &wanted) {
         run.delete(&orphan).await?;
     }
     Ok(run.report)
+}
+
+/// Deletes those of `named` the tenant owns, what holds data only under
+/// `deletionPolicy: Delete`; returns them as `Kind/name`.
+pub async fn prune_only(
+    client: &Client,
+    stores: &Stores,
+    tenant: &Tenant,
+    named: &[(&'static str, String)],
+) -> Result<Vec<String>> {
+    let mut run = Run {
+        client,
+        ledger: &stores.applied,
+        tenant,
+        report: Report::default(),
+    };
+    let named = |orphan: &Orphan| {
+        named
+            .iter()
+            .any(|(k, n)| *k == orphan.kind && *n == orphan.name)
+    };
+    for orphan in orphans(stores, tenant, &[]).iter().filter(|o| named(o)) {
+        run.delete(orphan).await?;
+    }
+    Ok(run.report.pruned)
+}
+
+/// The tenant's children that `wanted` does not name. Data and the
+/// credentials that open it count only when the spec says they may go.
+fn orphans(stores: &Stores, tenant: &Tenant, wanted: &[(&str, &str)]) -> Vec<Orphan> {
+    let data_too = tenant.database.deletion_policy == crm_crds::DeletionPolicy::Delete;
+    stores.orphans(&tenant.owner.uid, &tenant.namespace, wanted, data_too)
 }
 
 struct Run<'a> {
@@ -248,6 +305,92 @@ impl Run<'_> {
             .await
     }
 
+    /// A volume claim: created once (see [`Self::once`]). An existing one
+    /// follows `deletionPolicy` only in whether the tenant owns it, so that
+    /// a claim created under Retain goes with the tenant once the policy
+    /// says Delete, and one created under Delete stays once it says Retain.
+    async fn volume(
+        &mut self,
+        store: &Store<Compact<PersistentVolumeClaim>>,
+        object: &PersistentVolumeClaim,
+    ) -> Result<()> {
+        let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
+        match store.get(&at) {
+            Some(live) => self.follow_policy(&live, object.owner_references()).await,
+            None => self.once(store, object).await,
+        }
+    }
+
+    /// Sets or removes the tenant's owner reference on the claim `live` as
+    /// `wanted` (the references `deletionPolicy` gives) has it or not.
+    async fn follow_policy(
+        &mut self,
+        live: &Compact<PersistentVolumeClaim>,
+        wanted: &[OwnerReference],
+    ) -> Result<()> {
+        let uid = self.tenant.owner.uid.as_str();
+        let ours = |r: &&OwnerReference| r.uid == uid;
+        let owned = wanted.iter().any(|r| ours(&r));
+        if live.owner_references().iter().any(|r| ours(&r)) == owned {
+            return Ok(());
+        }
+        // A merge patch replaces the list whole: others' references stay.
+        let mut references: Vec<&OwnerReference> = live
+            .owner_references()
+            .iter()
+            .filter(|r| !ours(r))
+            .collect();
+        references.extend(wanted.iter().filter(ours));
+        let name = live.name_any();
+        let patch = json!({ "metadata": { "ownerReferences": references } });
+        self.api::<PersistentVolumeClaim>()
+            .patch(&name, &update(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "PersistentVolumeClaim",
+                name: name.clone(),
+                source,
+            })?;
+        let whose = if owned {
+            "the tenant's"
+        } else {
+            "no longer the tenant's"
+        };
+        self.report.applied.push(format!(
+            "PersistentVolumeClaim/{name} ({whose}, by deletionPolicy)"
+        ));
+        Ok(())
+    }
+
+    /// A kept Managed server's claim retention policy, set as
+    /// `deletionPolicy` says now: the StatefulSet is no longer applied, yet
+    /// its claims must go with it, or stay, as the policy in force says.
+    async fn retention_follows_policy(&mut self, live: &Compact<StatefulSet>) -> Result<()> {
+        let wanted =
+            serde_json::to_value(build::postgres::retention(self.tenant)).unwrap_or(Value::Null);
+        let body = live.body();
+        let current = body
+            .pointer("/spec/persistentVolumeClaimRetentionPolicy")
+            .unwrap_or(&Value::Null);
+        if contains(current, &wanted) {
+            return Ok(());
+        }
+        let name = live.name_any();
+        let patch = json!({ "spec": { "persistentVolumeClaimRetentionPolicy": wanted } });
+        self.api::<StatefulSet>()
+            .patch(&name, &update(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "StatefulSet",
+                name: name.clone(),
+                source,
+            })?;
+        self.report.applied.push(format!(
+            "StatefulSet/{name} (claim retention by deletionPolicy)"
+        ));
+        Ok(())
+    }
+
     /// Server-side applies `object`, records it in the ledger (`cached` gives
     /// the version the cache holds now) and in the report.
     async fn apply<K: Child>(
@@ -312,6 +455,15 @@ impl Run<'_> {
 
     fn api<K: Child>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), &self.tenant.namespace)
+    }
+}
+
+/// An Update (merge patch) of a field the operator alone decides, outside
+/// server-side apply: on objects it creates once or no longer applies.
+fn update() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
     }
 }
 

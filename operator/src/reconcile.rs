@@ -112,17 +112,19 @@ async fn reconcile_tenant(
     let validated = &transfer::observe(validated, context);
     let paused = paused(tenant);
     let mut applied = None;
+    let mut kept = Vec::new();
     if !paused {
         let resolved = resolve(tenant, validated, context).await?;
         let desired = build::build(validated, &resolved.credentials);
+        kept = retire::kept(tenant, validated, context, &desired);
         let report =
-            apply::apply_all(&context.client, &context.stores, validated, &desired).await?;
+            apply::apply_all(&context.client, &context.stores, validated, &desired, &kept).await?;
         context
             .metrics
             .wrote(report.applied.len(), report.pruned.len());
         applied = Some((resolved, report));
     }
-    let settled = !paused && retire::settle(tenant, validated, context).await;
+    let settled = !paused && retire::settle(tenant, validated, context, &kept).await;
     let mut observed = observe(validated, context, paused, applied.as_ref().map(|(r, _)| r));
     observed.old_database_settled = settled;
     observed.load = measured.sample.as_ref().and_then(|sample| {

@@ -8,6 +8,7 @@ mod harness;
 use harness::*;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 /// The Starter example, with the Embedded mode it already runs on.
 fn embedded() -> CrmTenant {
@@ -174,13 +175,10 @@ async fn a_new_database_mode_moves_the_data_read_only_then_switches_to_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_delete_the_old_volume_goes_with_the_switch_and_an_event_says_so() {
+async fn under_delete_the_old_volume_outlives_the_switch_until_every_replica_left_it() {
     let operator = Operator::start();
-    let mut tenant = embedded();
-    if let Some(database) = tenant.spec.database.as_mut() {
-        database.deletion_policy = crm_crds::DeletionPolicy::Delete;
-    }
-    operator.ready(&tenant).await;
+    let tenant = embedded();
+    let uid = operator.ready(&tenant).await.uid().expect("uid");
     operator.patch(&tenant, to_managed()).await;
     operator.transfer(&tenant, "migrate", true).await;
     operator.read_only(&tenant, false).await;
@@ -192,13 +190,20 @@ async fn under_delete_the_old_volume_goes_with_the_switch_and_an_event_says_so()
         })
         .await;
     assert_eq!(old.mode, crm_crds::DatabaseMode::Embedded);
+    // Created under Retain, the old volume follows the policy as it changes.
+    operator.patch(&tenant, delete_policy()).await;
     operator
-        .eventually("the old volume pruned", |op| {
-            op.get::<PersistentVolumeClaim>(&tenant, "-data")
-                .is_none()
-                .then_some(())
+        .eventually("the old volume owned by the tenant", |op| {
+            owned_by(&op.get::<PersistentVolumeClaim>(&tenant, "-data")?, &uid).then_some(())
         })
         .await;
+    operator.quiet().await;
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-data")
+            .is_some(),
+        "old replicas still read the volume"
+    );
     assert_eq!(
         operator.event_note(&tenant, "OldDatabaseDeleted"),
         None,
@@ -211,12 +216,255 @@ async fn under_delete_the_old_volume_goes_with_the_switch_and_an_event_says_so()
         })
         .await;
     assert!(note.contains("corner-bakery-data was deleted"), "{note}");
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&tenant, "-data")
+            .is_none()
+    );
     operator
         .eventually("status.oldDatabase cleared", |op| {
             let status = op.tenant(&tenant).status?;
             status.old_database.is_none().then_some(())
         })
         .await;
+    operator.shutdown().await;
+}
+
+fn delete_policy() -> Value {
+    json!({ "spec": { "database": { "deletionPolicy": "Delete" } } })
+}
+
+fn owned_by(claim: &PersistentVolumeClaim, uid: &str) -> bool {
+    claim.owner_references().iter().any(|o| o.uid == uid)
+}
+
+/// The Starter tenant on a Managed server of its own, under `policy`,
+/// walked to Ready with its server's volume claim.
+async fn on_managed(operator: &Operator, policy: crm_crds::DeletionPolicy) -> CrmTenant {
+    let mut tenant = embedded();
+    if let Some(database) = tenant.spec.database.as_mut() {
+        database.mode = Some(crm_crds::DatabaseMode::Managed);
+        database.deletion_policy = policy;
+    }
+    operator.ready(&tenant).await;
+    operator.postgres_claim(&tenant);
+    tenant
+}
+
+fn to_embedded() -> Value {
+    json!({ "spec": { "database": { "mode": "Embedded" } } })
+}
+
+/// What makes up the old Managed server, and whether each is there: the
+/// StatefulSet, its Service, NetworkPolicy and credentials, and its claim.
+fn managed_objects(operator: &Operator, tenant: &CrmTenant) -> [(&'static str, bool); 5] {
+    let claim = format!("data-{}-postgres-0", tenant.name_any());
+    [
+        (
+            "StatefulSet",
+            operator.get::<StatefulSet>(tenant, "-postgres").is_some(),
+        ),
+        (
+            "Service",
+            operator.get::<Service>(tenant, "-postgres").is_some(),
+        ),
+        (
+            "NetworkPolicy",
+            operator.get::<NetworkPolicy>(tenant, "-postgres").is_some(),
+        ),
+        ("Secret", operator.get::<Secret>(tenant, "-db").is_some()),
+        (
+            "claim",
+            operator
+                .double
+                .get_object::<PersistentVolumeClaim>("crm-tenants", &claim)
+                .is_some(),
+        ),
+    ]
+}
+
+/// Moves `tenant` from its Managed server to Embedded up to the switch, and
+/// checks that the old server is all there until the rollout completes.
+async fn switched_to_embedded(operator: &Operator, tenant: &CrmTenant) {
+    operator.patch(tenant, to_embedded()).await;
+    operator.transfer(tenant, "migrate", true).await;
+    operator.read_only(tenant, false).await;
+    operator
+        .eventually("status.oldDatabase Managed", |op| {
+            let status = op.tenant(tenant).status?;
+            (status.database?.mode == crm_crds::DatabaseMode::Embedded
+                && status.old_database?.mode == crm_crds::DatabaseMode::Managed)
+                .then_some(())
+        })
+        .await;
+    operator.quiet().await;
+    for (what, there) in managed_objects(operator, tenant) {
+        assert!(
+            there,
+            "the old server's {what} stays while replicas read it"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_managed_server_serves_until_the_switch_is_complete_then_goes_under_delete() {
+    let operator = Operator::start();
+    let tenant = on_managed(&operator, crm_crds::DeletionPolicy::Delete).await;
+    switched_to_embedded(&operator, &tenant).await;
+    operator.rolled_out(&tenant, 1);
+    let note = operator
+        .eventually("an OldDatabaseDeleted Event", |op| {
+            op.event_note(&tenant, "OldDatabaseDeleted")
+        })
+        .await;
+    assert!(
+        note.contains("corner-bakery-postgres was deleted"),
+        "{note}"
+    );
+    for (what, there) in managed_objects(&operator, &tenant) {
+        assert!(!there, "the old server's {what} goes under Delete");
+    }
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_retain_the_old_managed_servers_data_outlives_the_server() {
+    let operator = Operator::start();
+    let tenant = on_managed(&operator, crm_crds::DeletionPolicy::Delete).await;
+    switched_to_embedded(&operator, &tenant).await;
+    // Retain set while the old server waits: its claims stay when it goes.
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "database": { "deletionPolicy": "Retain" } } }),
+        )
+        .await;
+    operator
+        .eventually("the old server's claims retained with it", |op| {
+            let spec = op.get::<StatefulSet>(&tenant, "-postgres")?.spec?;
+            let policy = spec.persistent_volume_claim_retention_policy?;
+            (policy.when_deleted.as_deref() == Some("Retain")).then_some(())
+        })
+        .await;
+    operator.postgres_claim(&tenant);
+    operator.rolled_out(&tenant, 1);
+    let note = operator
+        .eventually("an OldDatabaseRetained Event", |op| {
+            op.event_note(&tenant, "OldDatabaseRetained")
+        })
+        .await;
+    assert!(note.contains("data-corner-bakery-postgres-0"), "{note}");
+    let left = managed_objects(&operator, &tenant);
+    assert_eq!(
+        left,
+        [
+            ("StatefulSet", false),
+            ("Service", false),
+            ("NetworkPolicy", false),
+            ("Secret", true),
+            ("claim", true),
+        ]
+    );
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_or_cancelled_move_never_touches_the_database_in_use() {
+    let operator = Operator::start();
+    let tenant = on_managed(&operator, crm_crds::DeletionPolicy::Delete).await;
+    operator.patch(&tenant, to_embedded()).await;
+    operator.transfer(&tenant, "migrate", false).await;
+    operator.read_only(&tenant, false).await;
+    operator
+        .eventually("MigrationFailed", |op| {
+            op.condition(&tenant, condition::MIGRATION_FAILED)
+                .filter(|(status, _)| status == "True")
+        })
+        .await;
+    operator
+        .eventually("the new volume provisioned", |op| {
+            op.get::<PersistentVolumeClaim>(&tenant, "-data")
+        })
+        .await;
+    operator.rolled_out(&tenant, 1);
+    operator.quiet().await;
+    for (what, there) in managed_objects(&operator, &tenant) {
+        assert!(there, "a failed copy keeps the server's {what}");
+    }
+
+    // Back to the database in use: the move is off, the new volume goes.
+    operator
+        .patch(
+            &tenant,
+            json!({ "spec": { "database": { "mode": "Managed" } } }),
+        )
+        .await;
+    operator
+        .eventually("the new volume pruned", |op| {
+            op.get::<PersistentVolumeClaim>(&tenant, "-data")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    operator.rolled_out(&tenant, 1);
+    operator.phase(&tenant, Phase::Ready).await;
+    operator.quiet().await;
+    for (what, there) in managed_objects(&operator, &tenant) {
+        assert!(there, "a cancelled move keeps the server's {what}");
+    }
+    let reasons = operator.event_reasons(&tenant);
+    assert!(
+        !reasons.contains(&"OldDatabaseDeleted".to_owned()),
+        "{reasons:?}"
+    );
+    operator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_follows_the_deletion_policy_in_force_when_its_tenant_goes() {
+    let operator = Operator::start();
+    let dropped = embedded();
+    let mut kept = embedded();
+    kept.metadata.name = Some("kept-bakery".into());
+    if let Some(database) = kept.spec.database.as_mut() {
+        database.deletion_policy = crm_crds::DeletionPolicy::Delete;
+    }
+    let dropped_uid = operator.ready(&dropped).await.uid().expect("uid");
+    let kept_uid = operator.ready(&kept).await.uid().expect("uid");
+    operator.patch(&dropped, delete_policy()).await;
+    operator
+        .patch(
+            &kept,
+            json!({ "spec": { "database": { "deletionPolicy": "Retain" } } }),
+        )
+        .await;
+    operator
+        .eventually("owner references following the policies", |op| {
+            let dropped = owned_by(&op.get(&dropped, "-data")?, &dropped_uid);
+            let kept = owned_by(&op.get(&kept, "-data")?, &kept_uid);
+            (dropped && !kept).then_some(())
+        })
+        .await;
+    for tenant in [&dropped, &kept] {
+        operator
+            .tenants("crm-tenants")
+            .delete(&tenant.name_any(), &Default::default())
+            .await
+            .expect("delete the tenant");
+    }
+    operator
+        .eventually("the Delete tenant's volume collected", |op| {
+            op.get::<PersistentVolumeClaim>(&dropped, "-data")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    assert!(
+        operator
+            .get::<PersistentVolumeClaim>(&kept, "-data")
+            .is_some(),
+        "now under Retain, the data stays"
+    );
     operator.shutdown().await;
 }
 

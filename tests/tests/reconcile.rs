@@ -699,6 +699,9 @@ async fn what_the_spec_stops_asking_for_is_pruned_but_data_is_kept() {
         )
         .await;
     operator.transfer(&tenant, "migrate", true).await;
+    // The old server goes once every replica runs on the new database.
+    operator.read_only(&tenant, false).await;
+    operator.rolled_out(&tenant, 1);
     operator
         .eventually("the PostgreSQL StatefulSet removed", |op| {
             op.get::<StatefulSet>(&tenant, "-postgres")

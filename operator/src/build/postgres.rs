@@ -111,7 +111,7 @@ until printf '%s\n' "ALTER ROLE CURRENT_USER PASSWORD :'password';" | psql -X -q
 done"#;
 
 /// The volume goes with the StatefulSet only when the spec says Delete.
-fn retention(tenant: &Tenant) -> StatefulSetPersistentVolumeClaimRetentionPolicy {
+pub fn retention(tenant: &Tenant) -> StatefulSetPersistentVolumeClaimRetentionPolicy {
     let when_deleted = match tenant.database.deletion_policy {
         DeletionPolicy::Delete => "Delete",
         DeletionPolicy::Retain => "Retain",

@@ -4,27 +4,81 @@
 //!
 //! ```text
 //! move verified ─► status.oldDatabase ─► rollout complete ─► Shared: drop (Delete) / disable login (Retain)
+//!   old objects kept from pruning ──────────────────────────► Managed, Embedded: deleted, data by deletionPolicy
 //!                                                            every mode: an Event saying where the data is
 //! ```
 //!
-//! A Managed server and an Embedded volume are pruned with the rest of the
-//! old database's objects (their volumes by `deletionPolicy`); here they
-//! only get their Event.
+//! Until then the old database's objects (a Managed server with its Service,
+//! NetworkPolicy and credentials, an Embedded volume) are [`kept`] from the
+//! pruning of what the spec no longer asks for; [`settle`] deletes them, the
+//! data among them only under `deletionPolicy: Delete` (a Managed server's
+//! volumes go with its StatefulSet by its claim retention policy).
 
 use crm_crds::{CrmTenant, DatabaseInUse, DatabaseMode, DeletionPolicy, annotation};
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::transfer::rolled_out;
+use crate::apply;
+use crate::build::{self, Desired};
 use crate::context::Context;
 use crate::database::provision;
 use crate::events::publish;
-use crate::validate::{DatabaseTarget, Tenant, TransferKind};
+use crate::validate::{DatabaseTarget, Tenant, TransferKind, TransferState};
 
-/// Settles the old database once the switch is complete; true when it did.
-/// A shared server that cannot be reached is only reported, with a Warning:
-/// the tenant runs on its new database, and the next reconcile tries again.
-pub(super) async fn settle(tenant: &CrmTenant, validated: &Tenant, context: &Context) -> bool {
+/// The old database's objects that the spec no longer asks for, to be kept
+/// from pruning: from the reconcile that switches the pods to the new
+/// database until [`settle`] sees the switch complete.
+pub(super) fn kept(
+    tenant: &CrmTenant,
+    validated: &Tenant,
+    context: &Context,
+    desired: &Desired,
+) -> Vec<(&'static str, String)> {
+    let switching = validated.transfer.as_ref().and_then(|t| match &t.kind {
+        TransferKind::Migrate { from } if t.state == TransferState::Succeeded => {
+            Some(from.mode.mode())
+        }
+        _ => None,
+    });
+    let pending = || Some(context.written.current(tenant)?.old_database?.mode);
+    let Some(mode) = switching.or_else(pending) else {
+        return Vec::new();
+    };
+    let wanted = desired.names();
+    objects(validated, mode)
+        .into_iter()
+        .filter(|(kind, name)| !wanted.contains(&(*kind, name.as_str())))
+        .collect()
+}
+
+/// What a database of `mode` is made of among the tenant's objects.
+fn objects(tenant: &Tenant, mode: DatabaseMode) -> Vec<(&'static str, String)> {
+    let postgres = build::postgres_name(tenant);
+    let credentials = ("Secret", build::database_secret_name(tenant));
+    match mode {
+        DatabaseMode::Managed => vec![
+            ("StatefulSet", postgres.clone()),
+            ("Service", postgres.clone()),
+            ("NetworkPolicy", postgres),
+            credentials,
+        ],
+        DatabaseMode::Shared => vec![credentials],
+        DatabaseMode::Embedded => vec![("PersistentVolumeClaim", build::data_volume_name(tenant))],
+        DatabaseMode::External => Vec::new(),
+    }
+}
+
+/// Settles the old database once the switch is complete, deleting its
+/// `kept` objects; true when it did. A shared server that cannot be reached
+/// (or a deletion that fails) is only reported, with a Warning: the tenant
+/// runs on its new database, and the next reconcile tries again.
+pub(super) async fn settle(
+    tenant: &CrmTenant,
+    validated: &Tenant,
+    context: &Context,
+    kept: &[(&'static str, String)],
+) -> bool {
     let previous = context.written.current(tenant);
     let Some(old) = previous.and_then(|p| p.old_database) else {
         return false;
@@ -32,23 +86,20 @@ pub(super) async fn settle(tenant: &CrmTenant, validated: &Tenant, context: &Con
     if validated.transfer.is_some() || !rolled_out(validated, context, false) {
         return false;
     }
+    match apply::prune_only(&context.client, &context.stores, validated, kept).await {
+        Ok(pruned) => context.metrics.wrote(0, pruned.len()),
+        Err(error) => {
+            cleanup_failed(tenant, context, &error).await;
+            return false;
+        }
+    }
     let policy = validated.database.deletion_policy;
     let note = match (&old.server, old.mode) {
         (Some(server), DatabaseMode::Shared) => {
             match shared(tenant, validated, context, server, policy).await {
                 Ok(note) => note,
                 Err(error) => {
-                    let note = format!(
-                        "the old database's data could not follow deletionPolicy yet: {error}"
-                    );
-                    publish(
-                        tenant,
-                        context,
-                        EventType::Warning,
-                        "OldDatabaseCleanupFailed",
-                        &note,
-                    )
-                    .await;
+                    cleanup_failed(tenant, context, &error).await;
                     return false;
                 }
             }
@@ -65,6 +116,18 @@ pub(super) async fn settle(tenant: &CrmTenant, validated: &Tenant, context: &Con
     );
     publish(tenant, context, EventType::Normal, reason, &(moved + &note)).await;
     true
+}
+
+async fn cleanup_failed(tenant: &CrmTenant, context: &Context, error: &crate::Error) {
+    let note = format!("the old database's data could not follow deletionPolicy yet: {error}");
+    publish(
+        tenant,
+        context,
+        EventType::Warning,
+        "OldDatabaseCleanupFailed",
+        &note,
+    )
+    .await;
 }
 
 /// Whether the tenant's role and database on a shared server still await
@@ -119,7 +182,7 @@ async fn shared(
     Ok(note)
 }
 
-/// Where a Managed server's or an Embedded volume's data went: pruned with
+/// Where a Managed server's or an Embedded volume's data went: deleted with
 /// the old database's objects, its volumes by `deletionPolicy`.
 fn owned(validated: &Tenant, old: &DatabaseInUse, policy: DeletionPolicy) -> String {
     let (namespace, name) = (&validated.namespace, &validated.name);

@@ -345,6 +345,38 @@ impl Operator {
             .report_ready(&ns, &tenant.name_any(), replicas, generation);
     }
 
+    /// Creates (or updates) the Managed PostgreSQL's claim
+    /// `data-<t>-postgres-0` as the StatefulSet controller does: owned by
+    /// the StatefulSet when its retention policy deletes claims with it,
+    /// else by nothing.
+    pub fn postgres_claim(&self, tenant: &CrmTenant) {
+        use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+        let statefulset = self
+            .get::<StatefulSet>(tenant, "-postgres")
+            .expect("the PostgreSQL StatefulSet exists");
+        let retention = statefulset
+            .spec
+            .as_ref()
+            .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref())
+            .and_then(|p| p.when_deleted.clone());
+        let owners = match retention.as_deref() {
+            Some("Delete") => json!([{ "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "name": statefulset.name_any(), "uid": statefulset.uid().expect("uid"),
+                "controller": true, "blockOwnerDeletion": true }]),
+            _ => json!([]),
+        };
+        let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": { "name": format!("data-{}-postgres-0", tenant.name_any()),
+                "namespace": tenant.namespace().expect("namespace"),
+                "ownerReferences": owners },
+            "spec": { "accessModes": ["ReadWriteOnce"],
+                "resources": { "requests": { "storage": "1Gi" } } },
+        }))
+        .expect("a claim");
+        self.double.put_object(&claim).expect("stored");
+    }
+
     /// Waits for the tenant's Job whose name starts with `<t>-<prefix>-`.
     pub async fn job(&self, tenant: &CrmTenant, prefix: &str) -> k8s_openapi::api::batch::v1::Job {
         let ns = tenant.namespace().expect("namespace");
