@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  loadgen ──open loop, Poisson arrivals──► crm-server (taskset core 0)
-//!     │  latency from the intended send time (HDR histogram)
+//!     │  latency from the intended send time (HDR histogram, exact mean and scv)
 //!     └─ /proc/<pid>/stat utime+stime ──► CPU-ms per request
 //!  operator-scale: controller::run ──► ApiDouble (in process) ──► requests, writes, VmHWM
 //! ```
@@ -13,6 +13,7 @@
 pub mod baseline;
 pub mod fleet;
 pub mod mix;
+pub mod moments;
 pub mod operator;
 pub mod proc;
 

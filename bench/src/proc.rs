@@ -73,7 +73,7 @@ fn status_kib(pid: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// Every process of process group `pgid` (field 5 of /proc/<pid>/stat).
+/// Every process of process group `pgid` (field 5 of `/proc/<pid>/stat`).
 pub fn group_members(pgid: u32) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 /// Sizing from measurements: every interval the operator reads the tenant's
 /// request rate, its peak over a window, and the CPU time per request from
 /// Prometheus (it must run with `--prometheus-url`), smooths them, and sizes
-/// the tenant from them instead of load.peakRequestsPerSecond and
-/// performance.requestCpuMillis. Each interval moves the figures by at most
-/// half; replicas.max and the tier's floor still hold.
+/// the tenant from them instead of load.peakRequestsPerSecond,
+/// performance.requestCpuMillis and performance.serviceTimeScv (estimated
+/// from the latency histogram). Each interval moves the figures by at most
+/// half (the scv by at most 0.5 while it is under 1); replicas.max and the tier's floor still hold.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AutopilotSpec {
@@ -91,6 +92,11 @@ pub struct AutopilotStatus {
     pub request_cpu_millis: f64,
     /// Peak requests per second the model uses.
     pub peak_requests_per_second: f64,
+    /// Squared coefficient of variation of the service time the model uses,
+    /// smoothed from status.observed.serviceTimeScv starting from
+    /// performance.serviceTimeScv (absent: the spec's figure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_scv: Option<f64>,
     /// Measurements that went into these figures.
     pub samples: i32,
 }

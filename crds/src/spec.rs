@@ -90,8 +90,9 @@ pub struct CrmTenantSpec {
     #[serde(default)]
     pub suspend: bool,
 
-    /// Size from the load and request cost measured in Prometheus instead
-    /// of the figures above (off unless enabled).
+    /// Size from the load, request cost and service-time variability
+    /// measured in Prometheus instead of the figures above (off unless
+    /// enabled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autopilot: Option<crate::autopilot::AutopilotSpec>,
 }

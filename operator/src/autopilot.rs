@@ -3,9 +3,10 @@
 //! bounded figures the model then sizes the tenant from.
 //!
 //! ```text
-//! Sample ─► observation (rate, peak, CPU ms per request)
+//! Sample ─► observation (rate, peak, CPU ms per request, scv)
 //!             └─► smoothed: prev + ½ (obs − prev), then within ×½ … ×1.5 of prev
-//!                   └─► model inputs: peak and request cost (floors, replicas.max still hold)
+//!                   (the scv within ±½ while under 1, and in 0..=25)
+//!                   └─► model inputs: peak, request cost and scv (floors, replicas.max still hold)
 //! ```
 
 use std::time::Duration;
@@ -19,6 +20,11 @@ use crate::model::{self, Inputs};
 pub const SMOOTHING: f64 = 0.5;
 /// The most a smoothed figure moves in one interval, as a fraction of itself.
 pub const MAX_STEP: f64 = 0.5;
+/// The scv moves by at most [`MAX_STEP`] of this while it is below it, so a
+/// spec's scv of 0 (every request alike) can still learn.
+pub const SCV_STEP_UNIT: f64 = 1.0;
+/// The scv the model accepts, as `performance.serviceTimeScv` is validated.
+pub const SCV_RANGE: std::ops::RangeInclusive<f64> = 0.0..=25.0;
 /// Below this request rate the CPU per request is too noisy to learn from.
 pub const MIN_REQUESTS_PER_SECOND: f64 = 0.5;
 
@@ -123,13 +129,35 @@ fn cost_millis(sample: &Sample) -> Option<f64> {
     Some(cores / rate * 1000.0)
 }
 
+/// The spec's figures autopilot starts from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Start {
+    /// `performance.requestCpuMillis`.
+    pub cost: f64,
+    /// The peak the model sizes the spec for.
+    pub peak: f64,
+    /// `performance.serviceTimeScv`.
+    pub scv: f64,
+}
+
+impl Start {
+    /// The figures of the spec's model inputs.
+    pub fn of(inputs: &Inputs) -> Self {
+        Start {
+            cost: inputs.request_cpu_millis,
+            peak: model::size(inputs).sizing.peak_requests_per_second,
+            scv: inputs.service_time_scv,
+        }
+    }
+}
+
 /// The next smoothed figures from a sample. `previous` is what autopilot
-/// sized from last time, else the spec's figures (`spec_cost`, `spec_peak`),
-/// so the first measurement moves them by at most half too.
+/// sized from last time, else the spec's figures (`start`), so the first
+/// measurement moves them by at most half too. A sample without an scv
+/// estimate keeps the last scv.
 pub fn learn(
     previous: Option<&AutopilotStatus>,
-    spec_cost: f64,
-    spec_peak: f64,
+    start: Start,
     sample: &Sample,
 ) -> Result<AutopilotStatus, Verdict> {
     let insufficient = |message: String| Verdict {
@@ -153,21 +181,37 @@ pub fn learn(
         )));
     };
     let peak = sample.peak_requests_per_second.unwrap_or(rate).max(rate);
-    let (last_cost, last_peak, samples) = previous.map_or((spec_cost, spec_peak, 0), |p| {
+    let (last_cost, last_peak, samples) = previous.map_or((start.cost, start.peak, 0), |p| {
         (p.request_cpu_millis, p.peak_requests_per_second, p.samples)
     });
+    let last_scv = scv_in_range(
+        previous
+            .and_then(|p| p.service_time_scv)
+            .unwrap_or(start.scv),
+    );
+    let scv = sample.scv.filter(|s| s.is_finite()).map_or(last_scv, |s| {
+        scv_in_range(step(last_scv, scv_in_range(s), SCV_STEP_UNIT))
+    });
     Ok(AutopilotStatus {
-        request_cpu_millis: round(step(last_cost, cost), 3),
-        peak_requests_per_second: round(step(last_peak, peak), 2),
+        request_cpu_millis: round(step(last_cost, cost, 0.0), 3),
+        peak_requests_per_second: round(step(last_peak, peak, 0.0), 2),
+        service_time_scv: Some(round(scv, 2)),
         samples: samples.saturating_add(1),
     })
 }
 
 /// Exponential smoothing, bounded: the new figure moves towards the
-/// observation by [`SMOOTHING`], and by at most [`MAX_STEP`] of itself.
-fn step(previous: f64, observation: f64) -> f64 {
+/// observation by [`SMOOTHING`], and by at most [`MAX_STEP`] of itself (or
+/// of `unit`, when it is smaller).
+fn step(previous: f64, observation: f64, unit: f64) -> f64 {
     let smoothed = previous + SMOOTHING * (observation - previous);
-    smoothed.clamp(previous * (1.0 - MAX_STEP), previous * (1.0 + MAX_STEP))
+    let bound = MAX_STEP * previous.max(unit);
+    smoothed.clamp(previous - bound, previous + bound)
+}
+
+/// An scv within [`SCV_RANGE`].
+fn scv_in_range(scv: f64) -> f64 {
+    scv.clamp(*SCV_RANGE.start(), *SCV_RANGE.end())
 }
 
 /// The condition for figures learned this reconcile.
@@ -176,8 +220,13 @@ pub fn calibrated(learned: &AutopilotStatus) -> Verdict {
         calibrated: true,
         reason: "Calibrated",
         message: format!(
-            "sized from measurements: peak {} req/s at {} ms CPU per request ({} samples)",
-            learned.peak_requests_per_second, learned.request_cpu_millis, learned.samples
+            "sized from measurements: peak {} req/s at {} ms CPU per request, service-time scv {} ({} samples)",
+            learned.peak_requests_per_second,
+            learned.request_cpu_millis,
+            learned
+                .service_time_scv
+                .map_or_else(|| "from the spec".into(), |s| s.to_string()),
+            learned.samples
         ),
     }
 }
@@ -191,11 +240,15 @@ pub fn unavailable(why: &str) -> Verdict {
     }
 }
 
-/// The model's inputs with the learned figures in place of the spec's.
+/// The model's inputs with the learned figures in place of the spec's (a
+/// status written before autopilot learned the scv keeps the spec's).
 pub fn apply(inputs: &Inputs, learned: &AutopilotStatus) -> Inputs {
     Inputs {
         peak_requests_per_second: Some(learned.peak_requests_per_second),
         request_cpu_millis: learned.request_cpu_millis,
+        service_time_scv: learned
+            .service_time_scv
+            .map_or(inputs.service_time_scv, scv_in_range),
         ..inputs.clone()
     }
 }

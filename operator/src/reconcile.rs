@@ -234,8 +234,7 @@ async fn measure(tenant: &CrmTenant, context: &Context) -> Measured {
     };
     let spec = model::Inputs::from_spec(&tenant.spec, validate::database_mode(tenant));
     if let (true, Ok(spec)) = (settings.enabled, spec) {
-        let spec_peak = model::size(&spec).sizing.peak_requests_per_second;
-        match autopilot::learn(prior.as_ref(), spec.request_cpu_millis, spec_peak, &sample) {
+        match autopilot::learn(prior.as_ref(), autopilot::Start::of(&spec), &sample) {
             Ok(learned) => {
                 measured.verdict = Some(autopilot::calibrated(&learned));
                 measured.learned = Some(learned);
@@ -266,7 +265,7 @@ async fn publish_resize(
         return;
     }
     let note = format!(
-        "peak replicas {} → {}, range {}..{} → {}..{}: measured peak {} req/s at {} ms CPU per request (was sized for {} req/s)",
+        "peak replicas {} → {}, range {}..{} → {}..{}: measured peak {} req/s at {} ms CPU per request, service-time scv {} (was sized for {} req/s)",
         before.replicas,
         after.replicas,
         before.min_replicas,
@@ -275,6 +274,9 @@ async fn publish_resize(
         after.max_replicas,
         learned.peak_requests_per_second,
         learned.request_cpu_millis,
+        learned
+            .service_time_scv
+            .map_or_else(|| "from the spec".into(), |s| s.to_string()),
         before.peak_requests_per_second,
     );
     publish(

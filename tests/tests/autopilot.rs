@@ -193,6 +193,11 @@ async fn autopilot_resizes_by_a_bounded_step_and_waits_out_an_unreachable_promet
         ),
         (3.0, 450.0, 1)
     );
+    assert_eq!(
+        learned.service_time_scv,
+        Some(1.0),
+        "no buckets, no estimate: the spec's scv"
+    );
     let resized = operator
         .eventually("the new sizing", |op| {
             op.sizing(&tenant).filter(|s| s.replicas != sized.replicas)

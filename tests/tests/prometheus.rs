@@ -248,7 +248,12 @@ async fn a_real_prometheus_measures_the_offered_request_rate_and_cpu() {
     // Autopilot learns from the real sample: the spec's 50 ms a request
     // moves half way towards the measured cost, and its 1 req/s peak
     // towards the measured 25 req/s by no more than half of itself.
-    let learned = autopilot::learn(None, 50.0, 1.0, &sample).expect("enough to learn from");
+    let start = autopilot::Start {
+        cost: 50.0,
+        peak: 1.0,
+        scv: 1.0,
+    };
+    let learned = autopilot::learn(None, start, &sample).expect("enough to learn from");
     let measured = cores / rate * 1000.0;
     assert!(
         (learned.request_cpu_millis - (50.0 + measured) / 2.0).abs() < 0.01,

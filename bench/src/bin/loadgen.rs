@@ -5,7 +5,9 @@
 //! whatever the server does, and latency counts from the intended time, so a
 //! stalled server shows as queueing instead of fewer requests (no coordinated
 //! omission). Closed loop (`--concurrency`): C clients back to back, for the
-//! throughput at saturation.
+//! throughput at saturation; with one client nothing queues, so each latency
+//! is one request's service time, and the line's `mean_ms` and `scv` (exact,
+//! from every latency) are the service time's.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +17,7 @@ use anyhow::bail;
 use bytes::Bytes;
 use clap::Parser;
 use crm_bench::mix::{Generator, Mix, Planned, Rng};
+use crm_bench::moments::Moments;
 use crm_bench::{latency_histogram, proc, quantile_ms};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -81,13 +84,21 @@ struct Step {
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// Every latency of a step: the histogram for quantiles, exact moments for
+/// the mean and scv.
+#[derive(Clone, Debug)]
+struct Latencies {
+    histogram: Histogram<u64>,
+    moments: Moments,
+}
+
 /// What every request task shares.
 #[derive(Clone, Debug)]
 struct Shared {
     client: HttpClient,
     url: Arc<str>,
     auth: Arc<str>,
-    hist: Arc<Mutex<Histogram<u64>>>,
+    latencies: Arc<Mutex<Latencies>>,
     ok: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
 }
@@ -100,11 +111,14 @@ impl Shared {
             format!("/api/v1{}", req.path)
         };
         let ok = self.exchange(&path, req.method, req.body).await;
-        let micros = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.hist
+        let latency = intended.elapsed();
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let mut latencies = self
+            .latencies
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .saturating_record(micros.max(1));
+            .unwrap_or_else(PoisonError::into_inner);
+        latencies.histogram.saturating_record(micros.max(1));
+        latencies.moments.record(latency);
         let counter = if ok { &self.ok } else { &self.errors };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -148,7 +162,10 @@ async fn main() -> anyhow::Result<()> {
         client,
         url: args.url.trim_end_matches('/').into(),
         auth: format!("Bearer {}", args.key).into(),
-        hist: Arc::new(Mutex::new(latency_histogram())),
+        latencies: Arc::new(Mutex::new(Latencies {
+            histogram: latency_histogram(),
+            moments: Moments::default(),
+        })),
         ok: Arc::new(AtomicU64::new(0)),
         errors: Arc::new(AtomicU64::new(0)),
     };
@@ -197,11 +214,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn reset(shared: &Shared) {
-    shared
-        .hist
+    let mut latencies = shared
+        .latencies
         .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .reset();
+        .unwrap_or_else(PoisonError::into_inner);
+    latencies.histogram.reset();
+    latencies.moments.reset();
+    drop(latencies);
     shared.ok.store(0, Ordering::Relaxed);
     shared.errors.store(0, Ordering::Relaxed);
 }
@@ -331,11 +350,20 @@ fn print_step(
     step: &Step,
     ticks_per_second: f64,
 ) -> anyhow::Result<()> {
-    let hist = shared
-        .hist
+    let Latencies {
+        histogram: hist,
+        moments,
+    } = shared
+        .latencies
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
+    let mean_ms = moments
+        .mean_ms()
+        .map_or_else(|| "-".into(), |m| format!("{m:.3}"));
+    let scv = moments
+        .scv()
+        .map_or_else(|| "-".into(), |s| format!("{s:.3}"));
     let done = (step.ok + step.errors).max(1) as f64;
     let per_request = |ticks: Option<u64>| {
         ticks.map_or_else(
@@ -354,8 +382,8 @@ fn print_step(
     );
     println!(
         "mix={:?} {load} duration_s={:.1} sent={} ok={} errors={} unfinished={} throughput={:.1} \
-         p50_ms={:.2} p95_ms={:.2} p99_ms={:.2} max_ms={:.2} server_cpu_ms_per_req={} \
-         server_cores={server_cores} db_cpu_ms_per_req={}",
+         p50_ms={:.2} p95_ms={:.2} p99_ms={:.2} max_ms={:.2} mean_ms={mean_ms} scv={scv} \
+         count={} server_cpu_ms_per_req={} server_cores={server_cores} db_cpu_ms_per_req={}",
         args.mix,
         step.elapsed,
         step.sent,
@@ -367,6 +395,7 @@ fn print_step(
         quantile_ms(&hist, 0.95),
         quantile_ms(&hist, 0.99),
         hist.max() as f64 / 1000.0,
+        moments.count(),
         per_request(step.server_ticks),
         per_request(step.db_ticks),
     );

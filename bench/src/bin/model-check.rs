@@ -4,7 +4,8 @@
 //!
 //! The prediction comes from `crm_operator::model::size` itself: the largest
 //! peak rate whose predicted p95 with one replica stays within the target,
-//! found by bisection (the closed form is μ − δ; both are printed).
+//! found by bisection (the closed form is (μ − δ) / (1 + δ (scv − 1) / 2μ),
+//! μ − δ at scv = 1; both are printed).
 
 use clap::Parser;
 use crm_operator::model::{self, Inputs};
@@ -22,6 +23,10 @@ struct Args {
     /// p95 target in ms (T_ms): Starter 500, Growth 300, Enterprise 200.
     #[arg(long)]
     latency_target_ms: f64,
+    /// Squared coefficient of variation of the service time (1: M/M/1), as
+    /// `loadgen --concurrency 1` measures it.
+    #[arg(long, default_value_t = 1.0)]
+    scv: f64,
     /// Fixed latency outside the CPU queue (t0_ms), the model's default.
     #[arg(long, default_value_t = 5.0)]
     base_latency_ms: f64,
@@ -40,8 +45,7 @@ fn inputs(args: &Args, peak: f64) -> Inputs {
         latency_target_ms: args.latency_target_ms,
         base_latency_ms: args.base_latency_ms,
         target_utilization: 0.7,
-        // M/M/1, whose closed form μ − δ is printed beside the bisection.
-        service_time_scv: 1.0,
+        service_time_scv: args.scv,
         cpu: args.cores,
         tier_floor: 1,
         min_replicas: None,
@@ -60,8 +64,14 @@ fn p95(args: &Args, rate: f64) -> Option<f64> {
         .predicted_p95_latency_ms
 }
 
-fn main() {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if !(0.0..=25.0).contains(&args.scv) {
+        anyhow::bail!(
+            "--scv {} is outside 0..=25, what performance.serviceTimeScv accepts",
+            args.scv
+        );
+    }
     let mu = args.cores / (args.cpu_millis / 1000.0);
     let delta = 2.995_732_273_553_991 / ((args.latency_target_ms - args.base_latency_ms) / 1000.0);
     let (mut low, mut high) = (0.0_f64, mu);
@@ -72,13 +82,11 @@ fn main() {
             _ => high = mid,
         }
     }
+    let closed_form = (mu - delta) / (1.0 + delta * (args.scv - 1.0) / (2.0 * mu));
     print!(
-        "model c_ms={} cores={} target_ms={} mu={mu:.2} delta={delta:.3} \
-         predicted_crossing={low:.2} closed_form={:.2}",
-        args.cpu_millis,
-        args.cores,
-        args.latency_target_ms,
-        mu - delta
+        "model c_ms={} cores={} scv={} target_ms={} mu={mu:.2} delta={delta:.3} \
+         predicted_crossing={low:.2} closed_form={closed_form:.2}",
+        args.cpu_millis, args.cores, args.scv, args.latency_target_ms,
     );
     match args.measured {
         Some(m) if m > 0.0 => println!(
@@ -87,4 +95,5 @@ fn main() {
         ),
         _ => println!(),
     }
+    Ok(())
 }

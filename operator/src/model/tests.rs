@@ -309,7 +309,7 @@ fn mm1(inputs: &Inputs) -> (u32, Option<f64>, Option<f64>) {
     (n, p95, in_flight)
 }
 
-fn arbitrary_inputs() -> impl Strategy<Value = Inputs> {
+pub(crate) fn arbitrary_inputs() -> impl Strategy<Value = Inputs> {
     (
         1.0f64..5000.0,
         0.2f64..20.0,
