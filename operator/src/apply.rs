@@ -27,7 +27,6 @@ use crate::build::{self, Desired};
 use crate::compact::{Compact, Compactable};
 use crate::kinds::{Orphan, Stores};
 use crate::labels::{Component, FIELD_MANAGER};
-use crate::ledger::Ledger;
 use crate::ownership;
 use crate::validate::Tenant;
 use crate::{Error, Result};
@@ -76,7 +75,7 @@ pub async fn apply_all(
     } = desired;
     let mut run = Run {
         client,
-        ledger: &stores.applied,
+        stores,
         tenant,
         report: Report::default(),
     };
@@ -157,7 +156,7 @@ pub async fn prune_only(
 ) -> Result<Vec<String>> {
     let mut run = Run {
         client,
-        ledger: &stores.applied,
+        stores,
         tenant,
         report: Report::default(),
     };
@@ -181,7 +180,8 @@ fn orphans(stores: &Stores, tenant: &Tenant, wanted: &[(&str, &str)]) -> Vec<Orp
 
 struct Run<'a> {
     client: &'a Client,
-    ledger: &'a Ledger,
+    /// The caches, and the ledger of our applies they have not shown yet.
+    stores: &'a Stores,
     tenant: &'a Tenant,
     report: Report,
 }
@@ -225,31 +225,37 @@ impl Run<'_> {
             return Ok(());
         }
         let base = self.tenant.capacity.sizing.min_replicas;
-        let live = match live.and_then(|live| live.to_object().ok()) {
-            Some(live) => live,
-            // Not in the cache (or not readable there): read it, since a
-            // count the autoscaler set must never be replaced by a creation's.
-            None => match self
+        let name = object.name_any();
+        let live = match live.map(|live| live.to_object()) {
+            Some(Ok(live)) => Some(live),
+            None if self
+                .stores
+                .surely_absent::<Deployment>(&self.tenant.namespace, &name) =>
+            {
+                None
+            }
+            // Not readable in the cache, or perhaps not there yet: read it,
+            // since a count the autoscaler set must never be replaced by a
+            // creation's.
+            _ => self
                 .api::<Deployment>()
-                .get_opt(&object.name_any())
+                .get_opt(&name)
                 .await
                 .map_err(|source| Error::Apply {
                     kind: "Deployment",
-                    name: object.name_any(),
+                    name: name.clone(),
                     source,
-                })? {
-                Some(fetched) => fetched,
-                None => {
-                    // A new Deployment the autoscaler will own starts at the
-                    // autoscaler's floor, not at the API server's default of
-                    // one (which the HPA would only raise a sync period
-                    // later); the count is handed over like any other we own.
-                    let created = ownership::with_replicas(object, base);
-                    return self
-                        .apply_sending(&created, object, || store.get(&at)?.resource_version())
-                        .await;
-                }
-            },
+                })?,
+        };
+        let Some(live) = live else {
+            // A new Deployment the autoscaler will own starts at the
+            // autoscaler's floor, not at the API server's default of one
+            // (which the HPA would only raise a sync period later); the
+            // count is handed over like any other we own.
+            let created = ownership::with_replicas(object, base);
+            return self
+                .apply_sending(&created, object, || store.get(&at)?.resource_version())
+                .await;
         };
         if let Some(replicas) = ownership::handover(object, Some(&live), base) {
             self.hand_over(object, replicas).await?;
@@ -264,7 +270,7 @@ impl Run<'_> {
         if live.is_some_and(|live| unchanged(object, live)) {
             return false;
         }
-        if self.ledger.pending(object) {
+        if self.stores.applied.pending(object) {
             self.report.awaited = true;
             return false;
         }
@@ -298,7 +304,7 @@ impl Run<'_> {
     /// a record of what it did, never changed afterwards.
     async fn once<K: Child>(&mut self, store: &Store<Compact<K>>, object: &K) -> Result<()> {
         let at = ObjectRef::new(&object.name_any()).within(&self.tenant.namespace);
-        if store.get(&at).is_some() || self.ledger.pending(object) {
+        if store.get(&at).is_some() || self.stores.applied.pending(object) {
             return Ok(());
         }
         self.apply(object, || store.get(&at)?.resource_version())
@@ -421,7 +427,8 @@ impl Run<'_> {
                 name: name.clone(),
                 source,
             })?;
-        self.ledger
+        self.stores
+            .applied
             .record(object, applied.resource_version(), cached);
         self.report
             .applied

@@ -86,6 +86,8 @@ macro_rules! children {
             pub applied: Ledger,
             /// The children each tenant owns, from the same watches.
             pub owned: Owned,
+            /// Whether every watch has listed.
+            pub synced: Synced,
             /// Plurals of the kinds the cluster does not serve (see [`unserved`]).
             pub unserved: Vec<&'static str>,
         }
@@ -117,6 +119,7 @@ macro_rules! children {
                     $($field: $field.0,)*
                     applied: self.ledger.clone(),
                     owned: self.owned.clone(),
+                    synced: self.synced.clone(),
                     unserved: self.unserved.to_vec(),
                 };
                 (stores, Streams { $($field: $field.1,)* })
@@ -132,6 +135,18 @@ macro_rules! children {
         }
 
         impl Stores {
+            /// Whether a child of kind `K` missing from its cache surely
+            /// does not exist: every watch has listed, and no apply of
+            /// ours to that name is still on its way to the cache. Else
+            /// only the API server can tell.
+            pub fn surely_absent<K: Resource<DynamicType = ()>>(
+                &self,
+                namespace: &str,
+                name: &str,
+            ) -> bool {
+                self.synced.is_synced() && !self.applied.stands::<K>(namespace, name)
+            }
+
             /// The tenant's children (owned by its UID, confirmed in the
             /// caches) that `wanted` does not name, kind by kind, leaving out
             /// what holds data unless `data_too`.

@@ -119,8 +119,7 @@ impl Ledger {
                 let mut entries = self.lock();
                 let key = key(object);
                 let ours = entries.get(&key).is_some_and(|e| {
-                    e.resource_version.is_some()
-                        && e.resource_version == object.resource_version()
+                    e.resource_version.is_some() && e.resource_version == object.resource_version()
                 });
                 if ours {
                     entries.remove(&key);
@@ -133,6 +132,23 @@ impl Ledger {
             }
             watcher::Event::Init | watcher::Event::InitDone => false,
         }
+    }
+
+    /// Whether an apply of ours to the object of kind `K` named `name` in
+    /// `namespace` is within the window and not yet in the cache, whatever
+    /// was applied.
+    pub fn stands<K>(&self, namespace: &str, name: &str) -> bool
+    where
+        K: kube::Resource<DynamicType = ()>,
+    {
+        let key = Key {
+            kind: K::kind(&()).into_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.lock()
+            .get(&key)
+            .is_some_and(|entry| entry.at.elapsed() < WINDOW)
     }
 
     /// Entries standing, expired or not.
@@ -205,6 +221,18 @@ mod tests {
         // Once ended, the same version is news again (a relist).
         assert!(!ledger.observe(&Event::Apply(config_map("v1", Some("7")))));
         assert!(ledger.is_empty());
+    }
+
+    #[test]
+    fn an_apply_stands_for_its_name_whatever_was_applied() {
+        let ledger = Ledger::new();
+        assert!(!ledger.stands::<ConfigMap>("tenants", "acme-config"));
+        ledger.record(&config_map("v1", None), Some("7".into()), || None);
+        assert!(ledger.stands::<ConfigMap>("tenants", "acme-config"));
+        assert!(!ledger.stands::<ConfigMap>("tenants", "other-config"));
+        assert!(!ledger.stands::<ConfigMap>("elsewhere", "acme-config"));
+        ledger.observe(&Event::Apply(config_map("v1", Some("7"))));
+        assert!(!ledger.stands::<ConfigMap>("tenants", "acme-config"));
     }
 
     #[test]

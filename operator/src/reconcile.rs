@@ -394,13 +394,19 @@ async fn existing_secret(
     suffix: &str,
 ) -> Result<Option<Secret>> {
     let name = format!("{}-{suffix}", tenant.name);
-    let cached = context
-        .stores
+    let stores = &context.stores;
+    match stores
         .secrets
-        .get(&ObjectRef::new(&name).within(&tenant.namespace));
-    // The cached form converts back; should it not, the API server's copy serves.
-    if let Some(secret) = cached.and_then(|s| s.to_object().ok()) {
-        return Ok(Some(secret));
+        .get(&ObjectRef::new(&name).within(&tenant.namespace))
+    {
+        // The cached form converts back; should it not, the API server's copy serves.
+        Some(cached) => {
+            if let Ok(secret) = cached.to_object() {
+                return Ok(Some(secret));
+            }
+        }
+        None if stores.surely_absent::<Secret>(&tenant.namespace, &name) => return Ok(None),
+        None => {}
     }
     let api: Api<Secret> = Api::namespaced(context.client.clone(), &tenant.namespace);
     api.get_opt(&name)
