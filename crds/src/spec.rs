@@ -143,11 +143,12 @@ pub struct LoadSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PerformanceSpec {
     /// CPU time one request of the standard mix costs, in milliseconds. The
-    /// default, 2.8, is the figure measured by the crm-server benchmark
-    /// (bench/README.md, 2026-11-23): CPU-seconds per request of the server
-    /// process on one core, PostgreSQL, 100,000 seeded contacts, at about a
-    /// third of a core of load. It grows with the data: reports and CSV
-    /// exports scan whole tables (SQLite, with the database in-process: 4.8).
+    /// default, 3.9, is the figure measured by the crm-server benchmark on
+    /// an idle machine (bench/README.md, 2026-11-30): CPU-seconds per
+    /// request of the server process on one core, PostgreSQL, 100,000
+    /// seeded contacts, at 0.4 of a core of load. It grows with the data:
+    /// reports and CSV exports scan whole tables (SQLite, with the database
+    /// in-process: 9.3).
     #[serde(default = "defaults::request_cpu_millis")]
     #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
     pub request_cpu_millis: f64,
@@ -172,10 +173,11 @@ pub struct PerformanceSpec {
     pub target_utilization: f64,
 
     /// How variable one request's CPU time is: the squared coefficient of
-    /// variation of the service time (variance over the squared mean). 1, the
-    /// default, is the exponential service of an M/M/1 queue; 0 is every
-    /// request costing the same; a mix of cheap reads and heavy reports or
-    /// exports is above 1. Higher values predict a higher p95 and need more
+    /// variation of the service time (variance over the squared mean). 1 is
+    /// the exponential service of an M/M/1 queue; 0 is every request costing
+    /// the same; a mix of cheap reads and heavy reports or exports is above
+    /// 1. The default, 7.8, is the standard mix's, measured with the request
+    /// cost above. Higher values predict a higher p95 and need more
     /// replicas for the same target (M/G/1, Pollaczek–Khinchine; see
     /// docs/model.md). status.observed.serviceTimeScv estimates it from the
     /// latency histogram.
@@ -504,10 +506,11 @@ pub mod defaults {
     pub fn peak_factor() -> f64 {
         3.0
     }
-    /// CPU milliseconds per request of the standard mix, as calibrated by
-    /// bench/calibrate (was 2.0 before the calibration).
+    /// CPU milliseconds per request of the standard mix on PostgreSQL with
+    /// 100,000 contacts, as calibrated by bench/calibrate on an idle
+    /// machine (bench/README.md, 2026-11-30).
     pub fn request_cpu_millis() -> f64 {
-        2.8
+        3.9
     }
     /// Fixed latency outside the CPU queue.
     pub fn base_latency_ms() -> f64 {
@@ -517,9 +520,10 @@ pub mod defaults {
     pub fn target_utilization() -> f64 {
         0.7
     }
-    /// Squared coefficient of variation of the service time (M/M/1).
+    /// Squared coefficient of variation of the standard mix's service
+    /// time, from the same calibration (1 would be M/M/1's exponential).
     pub fn service_time_scv() -> f64 {
-        1.0
+        7.8
     }
     /// Autoscaler headroom above the peak.
     pub fn headroom() -> f64 {

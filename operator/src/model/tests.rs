@@ -231,7 +231,8 @@ fn inputs_resolve_tier_and_spec_defaults() {
     assert_eq!(inputs.latency_target_ms, 200.0);
     assert_eq!(inputs.tier_floor, 3);
     assert_eq!(inputs.cpu, 1.0);
-    assert_eq!(inputs.request_cpu_millis, 2.8);
+    assert_eq!(inputs.request_cpu_millis, 3.9);
+    assert_eq!(inputs.service_time_scv, 7.8);
     assert!(inputs.autoscaling && !inputs.embedded);
     let embedded: crm_crds::CrmTenantSpec =
         serde_json::from_value(serde_json::json!({"load": {"activeUsers": 10}})).expect("spec");

@@ -23,7 +23,7 @@ fn growth() -> Tenant {
 fn enterprise() -> Tenant {
     tenant(json!({"tier": "Enterprise",
         "load": {"activeUsers": 5000, "requestsPerUserPerMinute": 6, "peakFactor": 3},
-        "performance": {"requestCpuMillis": 4, "latencyTargetMs": 200},
+        "performance": {"requestCpuMillis": 4, "serviceTimeScv": 1, "latencyTargetMs": 200},
         "resources": {"cpu": 1}, "replicas": {"max": 12},
         "database": {"mode": "Managed"}}))
 }
