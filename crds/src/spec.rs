@@ -176,8 +176,8 @@ pub struct PerformanceSpec {
     /// variation of the service time (variance over the squared mean). 1 is
     /// the exponential service of an M/M/1 queue; 0 is every request costing
     /// the same; a mix of cheap reads and heavy reports or exports is above
-    /// 1. The default, 7.8, is the standard mix's, measured with the request
-    /// cost above. Higher values predict a higher p95 and need more
+    /// one. The default, 7.8, is the standard mix's, measured with the
+    /// request cost above. Higher values predict a higher p95 and need more
     /// replicas for the same target (M/G/1, Pollaczek–Khinchine; see
     /// docs/model.md). status.observed.serviceTimeScv estimates it from the
     /// latency histogram.
