@@ -36,7 +36,7 @@ use crate::labels::FIELD_MANAGER;
 use crate::metrics::Outcome;
 use crate::model;
 use crate::status::{self, DatabaseState, Failure, Observed};
-use crate::validate::{self, DatabaseTarget, Tenant, ValidationError};
+use crate::validate::{self, DatabaseTarget, Tenant, TransferState, ValidationError};
 use crate::{Error, Result};
 
 mod retire;
@@ -44,8 +44,10 @@ mod transfer;
 
 /// How often a settled tenant is looked at again without any event.
 const RESYNC: Duration = Duration::from_secs(300);
-/// How soon a converging tenant is looked at again.
-const CONVERGING: Duration = Duration::from_secs(15);
+/// How soon a converging tenant is looked at again without any event: what
+/// it waits for comes as watch events. At 15 s, a first pass of 5,000
+/// tenants reconciled each one six times.
+const CONVERGING: Duration = Duration::from_secs(60);
 
 /// The controller's reconciler.
 pub async fn reconcile(tenant: Arc<CrmTenant>, context: Arc<Context>) -> Result<Action> {
@@ -170,6 +172,16 @@ async fn reconcile_tenant(
     let mut next = if ready || paused { RESYNC } else { CONVERGING };
     if context.prometheus.is_some() && !paused {
         next = next.min(validated.autopilot.interval);
+    }
+    if validated.transfer.as_ref().is_some_and(|t| {
+        matches!(
+            t.state,
+            TransferState::Succeeded | TransferState::Failed { .. }
+        )
+    }) {
+        // The move or restore ended here, which changes what the next build
+        // wants (its Job goes); our own status write wakes no one.
+        next = next.min(Duration::from_secs(1));
     }
     if awaited {
         // An entry of the ledger stood in for the cache; should the watch
