@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::Service;
 
-use crate::proc::{command_name, group_members, pid_status_kib};
+use crate::proc::{command_name, cpu_ticks, group_members, pid_status_kib};
 
 /// A running operator.
 #[allow(missing_debug_implementations)] // the HTTP client and task handles are opaque
@@ -194,6 +194,23 @@ impl Operator {
                         .max()
                 };
                 peak(&external.operators()).or_else(|| peak(&group_members(external.group?)))
+            }
+        }
+    }
+
+    /// CPU time (user + system) of the operator process so far, in clock
+    /// ticks; `None` in process, where it cannot be told from the double's.
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        match self {
+            Self::InProcess { .. } => None,
+            Self::Process(external) => {
+                let pids = external.operators();
+                let pids = if pids.is_empty() {
+                    group_members(external.group?)
+                } else {
+                    pids
+                };
+                Some(pids.iter().filter_map(|pid| cpu_ticks(*pid)).sum())
             }
         }
     }

@@ -2,7 +2,7 @@
 //! always binds values as parameters.
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, AssertSqlSafe};
+use sqlx::{AnyPool, AssertSqlSafe, Connection};
 
 use crate::error::ApiError;
 
@@ -14,6 +14,11 @@ pub enum DbKind {
     /// PostgreSQL server.
     Postgres,
 }
+
+/// How long a pooled connection may sit unused before it is pinged on
+/// acquire: one that was in use this recently is trusted, so a busy server
+/// pays no extra round trip per query.
+const CHECK_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The pool and its dialect.
 #[derive(Debug, Clone)]
@@ -52,6 +57,17 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // A ping before every acquire is a second round trip per
+            // query; only a connection that sat idle is checked.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_AFTER_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if kind == DbKind::Sqlite {

@@ -347,25 +347,15 @@ impl Run<'_> {
             .filter(|r| !ours(r))
             .collect();
         references.extend(wanted.iter().filter(ours));
-        let name = live.name_any();
         let patch = json!({ "metadata": { "ownerReferences": references } });
-        self.api::<PersistentVolumeClaim>()
-            .patch(&name, &update(), &Patch::Merge(&patch))
-            .await
-            .map_err(|source| Error::Apply {
-                kind: "PersistentVolumeClaim",
-                name: name.clone(),
-                source,
-            })?;
         let whose = if owned {
             "the tenant's"
         } else {
             "no longer the tenant's"
         };
-        self.report.applied.push(format!(
-            "PersistentVolumeClaim/{name} ({whose}, by deletionPolicy)"
-        ));
-        Ok(())
+        let why = format!("{whose}, by deletionPolicy");
+        self.merge_patch::<PersistentVolumeClaim>(&live.name_any(), &patch, &why)
+            .await
     }
 
     /// A kept Managed server's claim retention policy, set as
@@ -381,19 +371,25 @@ impl Run<'_> {
         if contains(current, &wanted) {
             return Ok(());
         }
-        let name = live.name_any();
         let patch = json!({ "spec": { "persistentVolumeClaimRetentionPolicy": wanted } });
-        self.api::<StatefulSet>()
-            .patch(&name, &update(), &Patch::Merge(&patch))
+        let why = "claim retention by deletionPolicy";
+        self.merge_patch::<StatefulSet>(&live.name_any(), &patch, why)
+            .await
+    }
+
+    /// Merge-patches one field of a child we do not apply (it is kept, or
+    /// its owner list is shared) and reports it as `Kind/name (why)`.
+    async fn merge_patch<K: Child>(&mut self, name: &str, patch: &Value, why: &str) -> Result<()> {
+        let kind = <K as k8s_openapi::Resource>::KIND;
+        self.api::<K>()
+            .patch(name, &update(), &Patch::Merge(patch))
             .await
             .map_err(|source| Error::Apply {
-                kind: "StatefulSet",
-                name: name.clone(),
+                kind,
+                name: name.to_owned(),
                 source,
             })?;
-        self.report.applied.push(format!(
-            "StatefulSet/{name} (claim retention by deletionPolicy)"
-        ));
+        self.report.applied.push(format!("{kind}/{name} ({why})"));
         Ok(())
     }
 

@@ -101,6 +101,11 @@ impl ApiDouble {
         self.lock().log.clone()
     }
 
+    /// How many requests were logged, without copying the log.
+    pub fn request_count(&self) -> usize {
+        self.lock().log.len()
+    }
+
     /// Forget the request log.
     pub fn clear_log(&self) {
         self.lock().log.clear();
@@ -165,6 +170,22 @@ impl ApiDouble {
         values
             .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
             .collect()
+    }
+
+    /// How many stored objects of kind `K` (in `ns`, or all namespaces when
+    /// empty) satisfy `keep`, read in place: no copy of any object, so a
+    /// bench can poll a large fleet without competing with what it measures.
+    pub fn count_objects<K>(&self, ns: &str, keep: impl Fn(&Value) -> bool) -> usize
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let res = res_of::<K>();
+        let state = self.lock();
+        let ns = (!ns.is_empty()).then_some(ns);
+        state
+            .objects_of(&res, ns, None)
+            .filter(|(_, v)| keep(v))
+            .count()
     }
 
     /// Seed or overwrite an object whole (status included); emits a watch event.

@@ -400,11 +400,7 @@ async fn a_failed_or_cancelled_move_never_touches_the_database_in_use() {
         )
         .await;
     operator
-        .eventually("the new volume pruned", |op| {
-            op.get::<PersistentVolumeClaim>(&tenant, "-data")
-                .is_none()
-                .then_some(())
-        })
+        .gone::<PersistentVolumeClaim>(&tenant, "-data", "the new volume pruned")
         .await;
     operator.rolled_out(&tenant, 1);
     operator.phase(&tenant, Phase::Ready).await;
@@ -453,11 +449,7 @@ async fn a_volume_follows_the_deletion_policy_in_force_when_its_tenant_goes() {
             .expect("delete the tenant");
     }
     operator
-        .eventually("the Delete tenant's volume collected", |op| {
-            op.get::<PersistentVolumeClaim>(&dropped, "-data")
-                .is_none()
-                .then_some(())
-        })
+        .gone::<PersistentVolumeClaim>(&dropped, "-data", "the Delete tenant's volume collected")
         .await;
     assert!(
         operator
@@ -601,11 +593,7 @@ async fn backups_run_on_schedule_report_their_outcome_and_go_with_the_spec() {
         .patch(&tenant, json!({ "spec": { "backup": null } }))
         .await;
     operator
-        .eventually("the CronJob pruned", |op| {
-            op.get::<CronJob>(&tenant, "-backup")
-                .is_none()
-                .then_some(())
-        })
+        .gone::<CronJob>(&tenant, "-backup", "the CronJob pruned")
         .await;
     assert!(
         operator

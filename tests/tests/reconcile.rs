@@ -340,11 +340,7 @@ async fn autoscaling_off_removes_the_hpa_and_sets_the_replicas() {
         )
         .await;
     operator
-        .eventually("the HPA removed", |op| {
-            op.get::<HorizontalPodAutoscaler>(&tenant, "")
-                .is_none()
-                .then_some(())
-        })
+        .gone::<HorizontalPodAutoscaler>(&tenant, "", "the HPA removed")
         .await;
     let sizing = operator
         .eventually("sizing for the new generation", |op| op.sizing(&tenant))
@@ -674,11 +670,7 @@ async fn what_the_spec_stops_asking_for_is_pruned_but_data_is_kept() {
         .await;
     assert_eq!(sizing.min_replicas, 1);
     operator
-        .eventually("the PDB removed", |op| {
-            op.get::<PodDisruptionBudget>(&tenant, "")
-                .is_none()
-                .then_some(())
-        })
+        .gone::<PodDisruptionBudget>(&tenant, "", "the PDB removed")
         .await;
 
     // Managed → External: the PostgreSQL server goes, its credentials stay
@@ -703,18 +695,10 @@ async fn what_the_spec_stops_asking_for_is_pruned_but_data_is_kept() {
     operator.read_only(&tenant, false).await;
     operator.rolled_out(&tenant, 1);
     operator
-        .eventually("the PostgreSQL StatefulSet removed", |op| {
-            op.get::<StatefulSet>(&tenant, "-postgres")
-                .is_none()
-                .then_some(())
-        })
+        .gone::<StatefulSet>(&tenant, "-postgres", "the PostgreSQL StatefulSet removed")
         .await;
     operator
-        .eventually("the PostgreSQL Service removed", |op| {
-            op.get::<Service>(&tenant, "-postgres")
-                .is_none()
-                .then_some(())
-        })
+        .gone::<Service>(&tenant, "-postgres", "the PostgreSQL Service removed")
         .await;
     let kept = operator
         .get::<Secret>(&tenant, "-db")

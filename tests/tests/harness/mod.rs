@@ -118,13 +118,24 @@ impl Operator {
             .get_object::<K>(&ns, &format!("{}{suffix}", tenant.name_any()))
     }
 
+    /// Waits until the tenant's child `<tenant><suffix>` of kind `K` is gone.
+    pub async fn gone<K>(&self, tenant: &CrmTenant, suffix: &str, what: &str)
+    where
+        K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+    {
+        self.eventually(what, |op| {
+            op.get::<K>(tenant, suffix).is_none().then_some(())
+        })
+        .await
+    }
+
     /// Waits until the double has had no request for half a second: the
     /// reconciles that the last changes caused have finished.
     pub async fn quiet(&self) {
-        let mut seen = self.double.request_log().len();
+        let mut seen = self.double.request_count();
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let now = self.double.request_log().len();
+            let now = self.double.request_count();
             if now == seen {
                 return;
             }
