@@ -26,6 +26,7 @@ pub mod transfer;
 pub mod ui;
 pub mod webhooks;
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -53,9 +54,31 @@ use crate::error::ApiError;
 /// read (bench/README.md); below about one TCP segment it cannot pay.
 pub const DEFAULT_COMPRESS_MIN_BYTES: u64 = 1024;
 
-/// Shared state of every handler.
+/// Shared state of every handler: one `Arc`, so the clones that axum's
+/// extractors and middleware make on every request cost one atomic
+/// increment, not one per metric, setting and pool (bench/README.md).
+/// Setup code may still assign fields: [`DerefMut`] copies the state only
+/// while it is shared, which a server never does after it starts.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateFields>);
+
+impl Deref for AppState {
+    type Target = StateFields;
+
+    fn deref(&self) -> &StateFields {
+        &self.0
+    }
+}
+
+impl DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut StateFields {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// What [`AppState`] holds.
+#[derive(Debug, Clone)]
+pub struct StateFields {
     /// The database.
     pub db: Db,
     /// SHA-256 of the API key; comparing digests keeps the comparison
@@ -86,6 +109,23 @@ pub struct AppState {
 impl AppState {
     /// State for a migrated database, accepting `api_key`.
     pub fn new(db: Db, api_key: &str, modules: Modules) -> Result<Self, prometheus::Error> {
+        StateFields::new(db, api_key, modules).map(|fields| Self(Arc::new(fields)))
+    }
+
+    /// State for a server run with `config`: the one place its settings
+    /// become the state's.
+    pub fn from_config(
+        db: Db,
+        api_key: &str,
+        modules: Modules,
+        config: &config::Config,
+    ) -> Result<Self, prometheus::Error> {
+        StateFields::from_config(db, api_key, modules, config).map(|fields| Self(Arc::new(fields)))
+    }
+}
+
+impl StateFields {
+    fn new(db: Db, api_key: &str, modules: Modules) -> Result<Self, prometheus::Error> {
         Ok(Self {
             db,
             key_digest: Arc::new(Sha256::digest(api_key.as_bytes()).into()),
@@ -102,9 +142,7 @@ impl AppState {
         })
     }
 
-    /// State for a server run with `config`: the one place its settings
-    /// become the state's.
-    pub fn from_config(
+    fn from_config(
         db: Db,
         api_key: &str,
         modules: Modules,
@@ -195,7 +233,10 @@ pub fn app(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(ops::request_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                // One line per request costs a tenth of an uncached read's
+                // throughput (bench/README.md); failures still log at ERROR.
+                // `RUST_LOG=info,tower_http=debug` turns the lines back on.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 
 use crate::kinds::Stores;
 use crate::metrics::Metrics;
 use crate::observe::Prometheus;
+use crate::recorder::Recorder;
 use crate::synced::Synced;
 use crate::written::Written;
 use crm_crds::CrmTenant;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -24,6 +24,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::owned::Owned;
 use crate::reconcile;
+use crate::recorder::Recorder;
 use crate::synced::Synced;
 use crm_crds::CrmTenant;
 
@@ -85,13 +86,17 @@ pub async fn run(
     // update cannot cut its backoff short. A deletion request wakes it: a
     // Shared tenant's finalizer waits for its cleanup.
     let (tenant_cache, tenant_writer) = reflector::store();
+    let written = context.written.clone();
     metrics.count_tenants(Some(tenant_cache.clone()));
     let marker = tokio::spawn(mark_synced(synced.clone(), metrics.clone()));
     let tenant_events = watcher(api::<CrmTenant>(&client, ns), tenants)
         .default_backoff()
         .modify(trim_tenant)
         .reflect(tenant_writer)
-        .inspect_ok(move |event| synced.observe("CrmTenant", event))
+        .inspect_ok(move |event| {
+            synced.observe("CrmTenant", event);
+            written.observe(event);
+        })
         .applied_objects()
         .predicate_filter(
             predicates::generation

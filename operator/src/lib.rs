@@ -39,6 +39,7 @@ pub mod owned;
 pub mod ownership;
 pub mod rbac;
 pub mod reconcile;
+pub mod recorder;
 pub mod server;
 pub mod status;
 pub mod synced;

@@ -155,3 +155,67 @@ async fn event_writes_are_counted_apart_and_hanging_requests_never_answer() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_repeated_event_becomes_a_series_and_a_different_one_a_new_event() {
+    use crm_operator::recorder::Recorder;
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use kube::runtime::events::{Event as Record, EventType, Reporter};
+
+    bounded(async {
+        let double = ApiDouble::new();
+        let recorder = Recorder::new(
+            double.client(),
+            Reporter {
+                controller: "crm-operator".into(),
+                instance: Some("pod-1".into()),
+            },
+        );
+        let regarding = ObjectReference {
+            api_version: Some("crm.tenancy.dev/v1alpha1".into()),
+            kind: Some("CrmTenant".into()),
+            namespace: Some("default".into()),
+            name: Some("acme".into()),
+            uid: Some("uid-1".into()),
+            ..ObjectReference::default()
+        };
+        let record = |reason: &str, note: &str| Record {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        for _ in 0..3 {
+            let failed = record("ReconcileFailed", "the API server refused");
+            recorder
+                .publish(&failed, &regarding)
+                .await
+                .expect("publish");
+        }
+        let other = record("ReconcileFailed", "a different reason");
+        recorder.publish(&other, &regarding).await.expect("publish");
+
+        let mut events = double.list_objects::<Event>("default");
+        events.sort_by_key(|e| {
+            let version = e.metadata.resource_version.as_deref();
+            version.and_then(|v| v.parse::<u64>().ok())
+        });
+        let counts: Vec<(Option<String>, Option<i32>)> = events
+            .iter()
+            .map(|e| (e.note.clone(), e.series.as_ref().map(|s| s.count)))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                (Some("the API server refused".into()), Some(3)),
+                (Some("a different reason".into()), None),
+            ]
+        );
+        let first = &events[0];
+        assert_eq!(first.regarding.as_ref(), Some(&regarding));
+        assert_eq!(first.reporting_instance.as_deref(), Some("pod-1"));
+        assert_eq!(first.type_.as_deref(), Some("Warning"));
+    })
+    .await;
+}
