@@ -44,11 +44,26 @@ struct Recent {
 }
 
 struct Published {
-    /// `namespace/name` of the Event object.
+    /// Namespace and name of the Event object.
     namespace: Box<str>,
     name: Box<str>,
     count: i32,
     last: Timestamp,
+}
+
+impl Published {
+    /// Whether a repeat at `now` still joins this Event's series.
+    fn fresh(&self, now: Timestamp) -> bool {
+        now.duration_since(self.last).unsigned_abs() < SERIES_WINDOW
+    }
+}
+
+/// The Events API's name of `type_`.
+fn type_name(type_: EventType) -> &'static str {
+    match type_ {
+        EventType::Normal => "Normal",
+        EventType::Warning => "Warning",
+    }
 }
 
 impl std::fmt::Debug for Recorder {
@@ -79,8 +94,8 @@ impl Recorder {
         let now = Timestamp::now();
         let key = self.digest(event, regarding);
         let repeat = self.lock(now).entries.get(&key).and_then(|seen| {
-            let fresh = now.duration_since(seen.last).unsigned_abs() < SERIES_WINDOW;
-            fresh.then(|| (seen.namespace.clone(), seen.name.clone(), seen.count + 1))
+            let next = || (seen.namespace.clone(), seen.name.clone(), seen.count + 1);
+            seen.fresh(now).then(next)
         });
         let published = match repeat {
             Some((namespace, name, count)) => {
@@ -119,10 +134,7 @@ impl Recorder {
 
     fn digest(&self, event: &Event, regarding: &ObjectReference) -> u64 {
         let mut hasher = DefaultHasher::new();
-        let kind = match event.type_ {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        };
+        let kind = type_name(event.type_);
         (kind, &event.reason, &event.action, &event.note).hash(&mut hasher);
         (&self.reporter.controller, &self.reporter.instance).hash(&mut hasher);
         for reference in std::iter::once(regarding).chain(event.secondary.as_ref()) {
@@ -150,13 +162,7 @@ impl Recorder {
             action: Some(event.action.clone()),
             reason: Some(event.reason.clone()),
             note: event.note.clone(),
-            type_: Some(
-                match event.type_ {
-                    EventType::Normal => "Normal",
-                    EventType::Warning => "Warning",
-                }
-                .into(),
-            ),
+            type_: Some(type_name(event.type_).into()),
             event_time: Some(MicroTime(now)),
             regarding: Some(regarding.clone()),
             related: event.secondary.clone(),
@@ -182,9 +188,7 @@ impl Recorder {
             .swept
             .is_none_or(|at| now.duration_since(at).unsigned_abs() >= SWEEP_EVERY);
         if due {
-            recent
-                .entries
-                .retain(|_, seen| now.duration_since(seen.last).unsigned_abs() < SERIES_WINDOW);
+            recent.entries.retain(|_, seen| seen.fresh(now));
             recent.swept = Some(now);
         }
         recent
