@@ -86,17 +86,13 @@ pub async fn run(
     // update cannot cut its backoff short. A deletion request wakes it: a
     // Shared tenant's finalizer waits for its cleanup.
     let (tenant_cache, tenant_writer) = reflector::store();
-    let written = context.written.clone();
     metrics.count_tenants(Some(tenant_cache.clone()));
     let marker = tokio::spawn(mark_synced(synced.clone(), metrics.clone()));
     let tenant_events = watcher(api::<CrmTenant>(&client, ns), tenants)
         .default_backoff()
         .modify(trim_tenant)
         .reflect(tenant_writer)
-        .inspect_ok(move |event| {
-            synced.observe("CrmTenant", event);
-            written.observe(event);
-        })
+        .inspect_ok(move |event| synced.observe("CrmTenant", event))
         .applied_objects()
         .predicate_filter(
             predicates::generation

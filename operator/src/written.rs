@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crm_crds::{CrmTenant, CrmTenantStatus};
 use kube::ResourceExt;
-use kube::runtime::watcher;
 
 #[derive(Debug)]
 struct Entry {
@@ -71,27 +70,6 @@ impl Written {
     pub fn forget(&self, tenant: &CrmTenant) {
         if let Some(uid) = tenant.uid() {
             self.lock().remove(&uid);
-        }
-    }
-
-    /// Forgets what the tenant cache now shows past: a watch event of a
-    /// version other than the one a write replaced is that write's echo or
-    /// something later. Without this, each tenant's last status stayed here
-    /// until its next reconcile, a copy per tenant of the whole fleet's.
-    pub fn observe(&self, event: &watcher::Event<CrmTenant>) {
-        match event {
-            watcher::Event::Apply(tenant) | watcher::Event::InitApply(tenant) => {
-                let Some(uid) = tenant.uid() else { return };
-                let mut entries = self.lock();
-                if entries
-                    .get(&uid)
-                    .is_some_and(|entry| entry.replaced != tenant.resource_version())
-                {
-                    entries.remove(&uid);
-                }
-            }
-            watcher::Event::Delete(tenant) => self.forget(tenant),
-            watcher::Event::Init | watcher::Event::InitDone => {}
         }
     }
 
@@ -158,29 +136,5 @@ mod tests {
         assert_eq!(phase(written.current(&newer)), Some(Phase::Ready));
         // The entry is gone: even the old version reads as it is now.
         assert_eq!(phase(written.current(&stale)), None);
-    }
-
-    #[test]
-    fn the_watch_showing_a_later_version_ends_the_entry_without_a_reconcile() {
-        let written = Written::new();
-        let stale = tenant("1", None);
-        let status = CrmTenantStatus {
-            phase: Some(Phase::Provisioning),
-            ..CrmTenantStatus::default()
-        };
-        written.record(&stale, &status);
-        // The same version again (a relist) keeps it.
-        written.observe(&watcher::Event::InitApply(stale.clone()));
-        assert_eq!(phase(written.current(&stale)), Some(Phase::Provisioning));
-        written.observe(&watcher::Event::Apply(tenant(
-            "2",
-            Some(Phase::Provisioning),
-        )));
-        assert!(written.lock().is_empty());
-        assert_eq!(phase(written.current(&stale)), None);
-
-        written.record(&stale, &status);
-        written.observe(&watcher::Event::Delete(stale.clone()));
-        assert!(written.lock().is_empty());
     }
 }
