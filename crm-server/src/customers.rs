@@ -171,7 +171,10 @@ pub async fn fetch_company(st: &AppState, id: i64) -> ApiResult<Company> {
         return Ok(c);
     }
     st.metrics.cache_misses.inc();
-    let c = store::get_company(&mut *st.db.pool.acquire().await?, id).await?;
+    let c = st
+        .db
+        .read(async |conn| store::get_company(conn, id).await)
+        .await?;
     st.cache.put(Key::Company(id), Entry::Company(c.clone()));
     Ok(c)
 }
@@ -308,7 +311,10 @@ pub async fn fetch_contact(st: &AppState, id: i64) -> ApiResult<Contact> {
         return Ok(c);
     }
     st.metrics.cache_misses.inc();
-    let c = store::get_contact(&mut *st.db.pool.acquire().await?, id).await?;
+    let c = st
+        .db
+        .read(async |conn| store::get_contact(conn, id).await)
+        .await?;
     st.cache.put(Key::Contact(id), Entry::Contact(c.clone()));
     Ok(c)
 }

@@ -1,10 +1,14 @@
 //! Storage: one pool over SQLite or PostgreSQL, and a tiny SQL builder that
 //! always binds values as parameters.
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, AssertSqlSafe, Connection};
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection};
 
 use crate::error::ApiError;
+
+mod readers;
 
 /// Which database the pool talks to; migrations differ per dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,13 +24,19 @@ pub enum DbKind {
 /// pays no extra round trip per query.
 const CHECK_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The pool and its dialect.
+/// How long a request waits for a free connection.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The pools and their dialect.
 #[derive(Debug, Clone)]
 pub struct Db {
     /// Connection pool (sqlx `Any`, so one code path serves both).
     pub pool: AnyPool,
     /// Dialect of the pool.
     pub kind: DbKind,
+    /// Half of the connections, kept for [`Db::read`]; none when there is
+    /// only one connection to share.
+    readers: Option<readers::Readers>,
 }
 
 /// Errors opening or migrating the database.
@@ -54,9 +64,24 @@ impl Db {
         } else {
             return Err(DbError::UnsupportedScheme);
         };
+        let options = AnyConnectOptions::from_str(url).map_err(DbError::Connect)?;
+        let pool_size = pool_size.max(1);
+        let reader_count = pool_size / 2;
+        let readers = if reader_count > 0 {
+            let r = readers::Readers::new(
+                options.clone(),
+                kind,
+                reader_count as usize,
+                ACQUIRE_TIMEOUT,
+            )
+            .map_err(DbError::Connect)?;
+            Some(r)
+        } else {
+            None
+        };
         let pool = AnyPoolOptions::new()
-            .max_connections(pool_size.max(1))
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            .max_connections(pool_size - reader_count)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // A ping before every acquire is a second round trip per
             // query; only a connection that sat idle is checked.
             .test_before_acquire(false)
@@ -68,25 +93,44 @@ impl Db {
                     Ok(true)
                 })
             })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if kind == DbKind::Sqlite {
-                        // Enforce references and wait for the writer lock
-                        // instead of failing with SQLITE_BUSY.
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
+            .after_connect(move |conn, _| Box::pin(prepare(conn, kind)))
+            .connect_with(options)
             .await
             .map_err(DbError::Connect)?;
-        Ok(Self { pool, kind })
+        Ok(Self {
+            pool,
+            kind,
+            readers,
+        })
+    }
+
+    /// Run a short read, such as one row by id, on a connection of its own.
+    ///
+    /// The connection comes back without the round trip that the main
+    /// pool spends testing every connection it takes back; the `readers`
+    /// module says why that is safe. Anything that writes, or holds the
+    /// connection across other work, takes one from `pool`.
+    pub async fn read<T, E>(
+        &self,
+        read: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
+        match &self.readers {
+            Some(readers) => readers.run(read).await,
+            None => read(&mut *self.pool.acquire().await?).await,
+        }
+    }
+
+    /// Open connections, in use or idle, over both pools.
+    pub fn connections(&self) -> usize {
+        self.pool.size() as usize + self.readers.as_ref().map_or(0, |r| r.size())
+    }
+
+    /// Idle connections over both pools.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.num_idle() + self.readers.as_ref().map_or(0, |r| r.idle())
     }
 
     /// Apply pending migrations for this dialect.
@@ -113,6 +157,20 @@ impl Db {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// Settings every new connection gets: on SQLite, enforce references and
+/// wait for the writer lock instead of failing with SQLITE_BUSY.
+async fn prepare(conn: &mut AnyConnection, kind: DbKind) -> Result<(), sqlx::Error> {
+    if kind == DbKind::Sqlite {
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("PRAGMA busy_timeout = 10000")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A value bound to a placeholder.

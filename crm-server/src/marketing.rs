@@ -177,7 +177,9 @@ pub async fn get_campaign_row(conn: &mut AnyConnection, id: i64) -> ApiResult<Ca
 }
 
 async fn fetch_campaign(st: &AppState, id: i64) -> ApiResult<Campaign> {
-    get_campaign_row(&mut *st.db.pool.acquire().await?, id).await
+    st.db
+        .read(async |conn| get_campaign_row(conn, id).await)
+        .await
 }
 
 #[utoipa::path(get, path = "/campaigns/{id}", tag = "marketing", params(IdPath), responses((status = 200, description = "Success", body = Campaign)))]

@@ -160,8 +160,8 @@ pub fn router(state: AppState) -> axum::Router {
 /// `GET /metrics` in the Prometheus text format.
 pub async fn render(State(st): State<AppState>) -> Response {
     let m = &st.metrics;
-    m.pool_size.set(i64::from(st.db.pool.size()));
-    m.pool_idle.set(st.db.pool.num_idle() as i64);
+    m.pool_size.set(st.db.connections() as i64);
+    m.pool_idle.set(st.db.idle_connections() as i64);
     let (hits, misses) = (m.cache_hits.get(), m.cache_misses.get());
     let lookups = hits + misses;
     m.cache_ratio.set(if lookups == 0 {

@@ -194,7 +194,7 @@ pub async fn get_deal_row(conn: &mut AnyConnection, id: i64) -> ApiResult<Deal> 
 }
 
 async fn fetch_deal(st: &AppState, id: i64) -> ApiResult<Deal> {
-    get_deal_row(&mut *st.db.pool.acquire().await?, id).await
+    st.db.read(async |conn| get_deal_row(conn, id).await).await
 }
 
 #[utoipa::path(get, path = "/deals/{id}", tag = "sales", params(IdPath), responses((status = 200, description = "Success", body = Deal)))]

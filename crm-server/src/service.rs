@@ -200,7 +200,9 @@ pub async fn get_ticket_row(conn: &mut AnyConnection, id: i64) -> ApiResult<Tick
 }
 
 async fn fetch_ticket(st: &AppState, id: i64) -> ApiResult<Ticket> {
-    get_ticket_row(&mut *st.db.pool.acquire().await?, id).await
+    st.db
+        .read(async |conn| get_ticket_row(conn, id).await)
+        .await
 }
 
 #[utoipa::path(put, path = "/tickets/{id}", tag = "service", params(IdPath), request_body = TicketInput, responses((status = 200, description = "Success", body = Ticket)))]

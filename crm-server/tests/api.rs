@@ -12,6 +12,7 @@ mod modules;
 mod openapi;
 mod ops;
 mod patch;
+mod readers;
 mod seed;
 mod transfer;
 mod webhooks;
