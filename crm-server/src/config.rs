@@ -109,7 +109,7 @@ pub struct Config {
         global = true
     )]
     pub database_url: String,
-    /// Maximum database connections.
+    /// Maximum database connections; half of them serve reads by id.
     #[arg(long, env = "CRM_DB_POOL_SIZE", default_value_t = 10, global = true)]
     pub db_pool_size: u32,
     /// Enabled modules, comma-separated: customers,sales,service,marketing,reports.
