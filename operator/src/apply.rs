@@ -414,18 +414,14 @@ impl Run<'_> {
     ) -> Result<()> {
         let name = object.name_any();
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let applied = self
-            .api::<K>()
-            .patch(&name, &params, &Patch::Apply(sent))
+        let version = server_side_apply(self.client, &self.api::<K>(), &name, &params, sent)
             .await
             .map_err(|source| Error::Apply {
                 kind: <K as k8s_openapi::Resource>::KIND,
                 name: name.clone(),
                 source,
             })?;
-        self.stores
-            .applied
-            .record(object, applied.resource_version(), cached);
+        self.stores.applied.record(object, version, cached);
         self.report
             .applied
             .push(format!("{}/{name}", <K as k8s_openapi::Resource>::KIND));
@@ -459,6 +455,35 @@ impl Run<'_> {
     fn api<K: Child>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), &self.tenant.namespace)
     }
+}
+
+/// Server-side applies `object` and returns the resourceVersion it made,
+/// the one part of the answer a reconcile reads: decoding the whole object
+/// the API server sends back, managed fields and all, cost more CPU than
+/// building and comparing it (`bench/README.md`, "Operator at scale").
+async fn server_side_apply<K: Child>(
+    client: &Client,
+    api: &Api<K>,
+    name: &str,
+    params: &PatchParams,
+    object: &K,
+) -> kube::Result<Option<String>> {
+    /// The answer, but for `metadata.resourceVersion`, skipped unread.
+    #[derive(serde::Deserialize)]
+    struct Applied {
+        metadata: AppliedMeta,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AppliedMeta {
+        resource_version: Option<String>,
+    }
+    let mut request = kube::core::Request::new(api.resource_url())
+        .patch(name, params, &Patch::Apply(object))
+        .map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert("patch");
+    let applied: Applied = client.request(request).await?;
+    Ok(applied.metadata.resource_version)
 }
 
 /// An Update (merge patch) of a field the operator alone decides, outside

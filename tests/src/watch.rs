@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::handlers::partial;
@@ -36,12 +36,11 @@ impl Filter {
         if !wanted {
             return None;
         }
-        let object = if self.meta_only {
-            partial(&self.route, object.clone())
+        if self.meta_only {
+            Some(encode(etype, &partial(&self.route, object.clone())))
         } else {
-            object.clone()
-        };
-        Some(encode(etype, object))
+            Some(encode(etype, object))
+        }
     }
 
     fn event(&self, e: &Event) -> Option<Bytes> {
@@ -49,9 +48,16 @@ impl Filter {
     }
 }
 
-fn encode(etype: &str, object: Value) -> Bytes {
-    let mut bytes =
-        serde_json::to_vec(&json!({ "type": etype, "object": object })).unwrap_or_default();
+/// One line of a watch, serialized straight from the stored object.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(rename = "type")]
+    etype: &'a str,
+    object: &'a Value,
+}
+
+fn encode(etype: &str, object: &Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(&Line { etype, object }).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
 }
@@ -90,7 +96,7 @@ pub(crate) fn watch(
     };
     let Some(initial) = initial else {
         let status = ApiError::new(410, "too old resource version").to_status();
-        return stream_response(stream::iter(vec![encode("ERROR", status)]).boxed());
+        return stream_response(stream::iter(vec![encode("ERROR", &status)]).boxed());
     };
     let live = stream::unfold((rx, filter), move |(mut rx, filter)| async move {
         loop {
