@@ -174,7 +174,7 @@ fn dispatch(double: &ApiDouble, route: &Route, write: &Write<'_>) -> Reply {
     }
 }
 
-type Tx = tokio::sync::broadcast::Sender<std::sync::Arc<crate::store::Event>>;
+type Tx = crate::feeds::Feeds;
 
 fn replace(state: &mut State, tx: &Tx, key: Key, obj: Value, mode: Mode, writer: Writer) -> Reply {
     let stored = state

@@ -7,7 +7,7 @@
 //!                                    ▼
 //!                 State { objects: (group, version, plural, ns, name) → JSON,
 //!                         resourceVersion counter, event history }
-//!                                    │ broadcast
+//!                                    │ broadcast, one channel per resource type
 //!                                    ▼
 //!                          watch streams (newline-delimited JSON)
 //! ```
@@ -32,6 +32,7 @@
 
 mod autoscaler;
 mod controls;
+mod feeds;
 mod fields;
 mod handlers;
 mod route;
@@ -46,7 +47,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use tokio::sync::broadcast;
 
 pub use autoscaler::CONTROLLER_MANAGER;
 pub use controls::{Fault, FaultResponse, Request};
@@ -114,7 +114,7 @@ pub struct ApiDouble {
 #[derive(Debug)]
 struct Inner {
     state: Mutex<store::State>,
-    events: broadcast::Sender<Arc<store::Event>>,
+    events: feeds::Feeds,
 }
 
 impl Default for ApiDouble {
@@ -126,11 +126,10 @@ impl Default for ApiDouble {
 impl ApiDouble {
     /// An empty API server.
     pub fn new() -> Self {
-        let (events, _) = broadcast::channel(4096);
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(store::State::default()),
-                events,
+                events: feeds::Feeds::default(),
             }),
         }
     }
@@ -147,7 +146,7 @@ impl ApiDouble {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn tx(&self) -> &broadcast::Sender<Arc<store::Event>> {
+    fn tx(&self) -> &feeds::Feeds {
         &self.inner.events
     }
 }

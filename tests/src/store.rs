@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast;
 
 use crate::controls::{Fault, Request};
+use crate::feeds::Feeds;
 use crate::fields::{self, Writer};
 use crate::route::Res;
 
@@ -205,13 +205,7 @@ impl State {
     }
 
     /// Bump the resourceVersion, stamp it on `obj` and broadcast the event.
-    fn emit(
-        &mut self,
-        tx: &broadcast::Sender<Arc<Event>>,
-        etype: &'static str,
-        key: &Key,
-        obj: &mut Value,
-    ) {
+    fn emit(&mut self, tx: &Feeds, etype: &'static str, key: &Key, obj: &mut Value) {
         self.rv += 1;
         if let Some(meta) = meta_mut(obj) {
             meta.insert("resourceVersion".into(), self.rv.to_string().into());
@@ -229,13 +223,13 @@ impl State {
                 self.dropped = old.rv;
             }
         }
-        let _ = tx.send(event);
+        tx.send(event);
     }
 
     /// Create a new object; 409 AlreadyExists when the key is taken.
     pub fn create(
         &mut self,
-        tx: &broadcast::Sender<Arc<Event>>,
+        tx: &Feeds,
         key: Key,
         mut obj: Value,
         mode: Mode,
@@ -279,7 +273,7 @@ impl State {
     /// An unchanged result is not stored again and emits nothing.
     pub fn update(
         &mut self,
-        tx: &broadcast::Sender<Arc<Event>>,
+        tx: &Feeds,
         key: Key,
         new: Value,
         mode: Mode,
@@ -347,11 +341,7 @@ impl State {
 
     /// Delete: finalizers hold the object with a deletionTimestamp,
     /// otherwise it is removed and its dependents follow.
-    pub fn delete(
-        &mut self,
-        tx: &broadcast::Sender<Arc<Event>>,
-        key: &Key,
-    ) -> Result<Value, ApiError> {
+    pub fn delete(&mut self, tx: &Feeds, key: &Key) -> Result<Value, ApiError> {
         let mut obj = self
             .objects
             .get(key)
@@ -371,7 +361,7 @@ impl State {
     }
 
     /// Remove for good, then cascade to objects owned by it (by uid).
-    fn remove(&mut self, tx: &broadcast::Sender<Arc<Event>>, key: &Key) -> Result<Value, ApiError> {
+    fn remove(&mut self, tx: &Feeds, key: &Key) -> Result<Value, ApiError> {
         let mut obj = self
             .objects
             .remove(key)

@@ -80,7 +80,7 @@ pub(crate) fn watch(
         .filter(|rv| *rv > 0);
     let (initial, rx, last) = {
         let state = double.lock();
-        let rx = double.tx().subscribe();
+        let rx = double.tx().subscribe(&route.res);
         let initial: Option<Vec<Bytes>> = match since {
             None => Some(
                 state
