@@ -83,3 +83,25 @@ async fn one_connection_is_shared_by_reads_and_writes() {
     assert_eq!(n, 0);
     assert_eq!(db.connections(), 1);
 }
+
+#[tokio::test]
+async fn a_read_that_failed_with_its_connection_leaves_it_behind() {
+    let (url, _dir) = fresh_url(Backend::Postgres).await;
+    let db = Db::connect(&url, 2).await.expect("connect");
+    let first = backend_pid(&db).await;
+
+    // The server ends the reader's backend, as a restart or a reset would.
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&db.pool)
+        .await
+        .expect("terminate the reader's backend");
+    assert!(ended);
+
+    let failed = db
+        .read(async |conn| sqlx::query("SELECT 1").execute(conn).await)
+        .await;
+    assert!(failed.is_err(), "a read on the ended backend fails");
+    let after = backend_pid(&db).await;
+    assert_ne!(after, first, "the broken connection is not lent again");
+}

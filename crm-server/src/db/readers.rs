@@ -4,9 +4,11 @@
 //! message on PostgreSQL, a trip to the worker thread on SQLite), so a
 //! read by id costs two round trips instead of one. The ping guards
 //! against one thing: a query abandoned half way because its request was
-//! cancelled, which leaves unread answers on the connection. Here each
-//! connection knows whether a read on it is under way; one that comes back
-//! with its read unfinished is closed, and any other is lent again as it is.
+//! cancelled, which leaves unread answers on the connection (and, after a
+//! failed query, a broken connection). Here each connection knows whether
+//! a read on it is under way; one that comes back with its read unfinished
+//! is closed, one whose read failed goes back only if it answers a ping,
+//! and any other is lent again as it is.
 
 use std::time::Duration;
 
@@ -103,7 +105,11 @@ impl Readers {
         // connection goes back marked, and the pool closes it.
         r.reading = true;
         let out = read(&mut r.conn).await;
-        r.reading = false;
+        // A read that failed may have failed with its connection (a reset,
+        // a server restart): only one that still answers a ping goes back.
+        // Not-found answers pay that round trip too, as every read did
+        // under sqlx's pool.
+        r.reading = out.is_err() && r.conn.ping().await.is_err();
         out
     }
 }
