@@ -284,14 +284,8 @@ impl Run<'_> {
         let name = deployment.name_any();
         let params = PatchParams::apply(ownership::HANDOVER).force();
         let patch = ownership::handover_object(deployment, replicas);
-        self.api::<Deployment>()
-            .patch(&name, &params, &Patch::Apply(&patch))
-            .await
-            .map_err(|source| Error::Apply {
-                kind: "Deployment",
-                name: name.clone(),
-                source,
-            })?;
+        self.patch::<Deployment, _>(&name, &params, &Patch::Apply(&patch))
+            .await?;
         self.report.applied.push(format!(
             "Deployment/{name} (replicas {replicas} handed to the HPA)"
         ));
@@ -381,14 +375,8 @@ impl Run<'_> {
     /// its owner list is shared) and reports it as `Kind/name (why)`.
     async fn merge_patch<K: Child>(&mut self, name: &str, patch: &Value, why: &str) -> Result<()> {
         let kind = <K as k8s_openapi::Resource>::KIND;
-        self.api::<K>()
-            .patch(name, &update(), &Patch::Merge(patch))
-            .await
-            .map_err(|source| Error::Apply {
-                kind,
-                name: name.to_owned(),
-                source,
-            })?;
+        self.patch::<K, _>(name, &update(), &Patch::Merge(patch))
+            .await?;
         self.report.applied.push(format!("{kind}/{name} ({why})"));
         Ok(())
     }
@@ -414,13 +402,9 @@ impl Run<'_> {
     ) -> Result<()> {
         let name = object.name_any();
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let version = server_side_apply(self.client, &self.api::<K>(), &name, &params, sent)
-            .await
-            .map_err(|source| Error::Apply {
-                kind: <K as k8s_openapi::Resource>::KIND,
-                name: name.clone(),
-                source,
-            })?;
+        let version = self
+            .patch::<K, _>(&name, &params, &Patch::Apply(sent))
+            .await?;
         self.stores.applied.record(object, version, cached);
         self.report
             .applied
@@ -455,35 +439,42 @@ impl Run<'_> {
     fn api<K: Child>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), &self.tenant.namespace)
     }
-}
 
-/// Server-side applies `object` and returns the resourceVersion it made,
-/// the one part of the answer a reconcile reads: decoding the whole object
-/// the API server sends back, managed fields and all, cost more CPU than
-/// building and comparing it (`bench/README.md`, "Operator at scale").
-async fn server_side_apply<K: Child>(
-    client: &Client,
-    api: &Api<K>,
-    name: &str,
-    params: &PatchParams,
-    object: &K,
-) -> kube::Result<Option<String>> {
-    /// The answer, but for `metadata.resourceVersion`, skipped unread.
-    #[derive(serde::Deserialize)]
-    struct Applied {
-        metadata: AppliedMeta,
+    /// Sends `patch` to the child `name` of kind `K` and returns the
+    /// resourceVersion it made, the one part of the answer a reconcile
+    /// reads: decoding the whole object the API server sends back, managed
+    /// fields and all, cost more CPU than building and comparing it
+    /// (`bench/README.md`, "Operator at scale").
+    async fn patch<K: Child, P: serde::Serialize>(
+        &self,
+        name: &str,
+        params: &PatchParams,
+        patch: &Patch<P>,
+    ) -> Result<Option<String>> {
+        /// The answer, but for `metadata.resourceVersion`, skipped unread.
+        #[derive(serde::Deserialize)]
+        struct Applied {
+            metadata: AppliedMeta,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct AppliedMeta {
+            resource_version: Option<String>,
+        }
+        let send = async {
+            let mut request = kube::core::Request::new(self.api::<K>().resource_url())
+                .patch(name, params, patch)
+                .map_err(kube::Error::BuildRequest)?;
+            request.extensions_mut().insert("patch");
+            self.client.request::<Applied>(request).await
+        };
+        let applied = send.await.map_err(|source| Error::Apply {
+            kind: <K as k8s_openapi::Resource>::KIND,
+            name: name.to_owned(),
+            source,
+        })?;
+        Ok(applied.metadata.resource_version)
     }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct AppliedMeta {
-        resource_version: Option<String>,
-    }
-    let mut request = kube::core::Request::new(api.resource_url())
-        .patch(name, params, &Patch::Apply(object))
-        .map_err(kube::Error::BuildRequest)?;
-    request.extensions_mut().insert("patch");
-    let applied: Applied = client.request(request).await?;
-    Ok(applied.metadata.resource_version)
 }
 
 /// An Update (merge patch) of a field the operator alone decides, outside
