@@ -70,15 +70,45 @@ fn save(dir: Option<&Path>, name: &str, png: &[u8]) {
     }
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .expect("text")
+/// The text of `css` once it satisfies `want`. A click that submits a form
+/// only starts a navigation: until the next page is in, the old one is still
+/// on screen, and an element read from it may be torn down mid-read. So this
+/// polls, and a page that never shows what `want` asks for fails the test
+/// with the last text seen.
+async fn text_once(c: &Client, css: &str, want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = match c.find(Locator::Css(css)).await {
+            Ok(element) => match element.text().await {
+                Ok(text) if want(&text) => return text,
+                Ok(text) => text,
+                Err(e) => format!("(unreadable: {e})"),
+            },
+            Err(e) => format!("(not found: {e})"),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{css} did not show what was expected within 10 s; last seen: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until the browser's address contains `part`: the form just
+/// submitted has been answered and its page is the one on screen.
+async fn arrived(c: &Client, part: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let at = c.current_url().await.expect("the current address");
+        if at.as_str().contains(part) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser did not get to {part} within 10 s; it is at {at}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -181,8 +211,8 @@ async fn sign_in_search_create_and_move_a_deal() {
         .click()
         .await
         .expect("submit");
-    assert_eq!(text_of(&c, "main h1").await, "Dashboard");
-    assert!(text_of(&c, "main").await.contains("proposal"));
+    text_once(&c, "main h1", |t| t == "Dashboard").await;
+    text_once(&c, "main", |t| t.contains("proposal")).await;
     save(
         shots.as_deref(),
         "dashboard",
@@ -205,11 +235,11 @@ async fn sign_in_search_create_and_move_a_deal() {
         .click()
         .await
         .expect("search");
-    let results = text_of(&c, "table.list").await;
-    assert!(
-        results.contains("Ada Lovelace") && results.contains("Charles Babbage"),
-        "{results}"
-    );
+    arrived(&c, "q=analyt").await;
+    text_once(&c, "table.list", |t| {
+        t.contains("Ada Lovelace") && t.contains("Charles Babbage")
+    })
+    .await;
     c.find(Locator::Css("#q"))
         .await
         .expect("q")
@@ -228,11 +258,10 @@ async fn sign_in_search_create_and_move_a_deal() {
         .click()
         .await
         .expect("search");
-    let results = text_of(&c, "table.list").await;
-    assert!(
-        results.contains("Ada Lovelace") && !results.contains("Babbage"),
-        "{results}"
-    );
+    text_once(&c, "table.list", |t| {
+        t.contains("Ada Lovelace") && !t.contains("Babbage")
+    })
+    .await;
     save(
         shots.as_deref(),
         "contacts",
@@ -261,11 +290,10 @@ async fn sign_in_search_create_and_move_a_deal() {
         .click()
         .await
         .expect("create");
-    let lead = text_of(&c, "section[aria-labelledby=stage-lead]").await;
-    assert!(
-        lead.contains("Analytical engine") && lead.contains("250,000.00 EUR"),
-        "{lead}"
-    );
+    text_once(&c, "section[aria-labelledby=stage-lead]", |t| {
+        t.contains("Analytical engine") && t.contains("250,000.00 EUR")
+    })
+    .await;
 
     // Move it to "won" with the card's own form.
     let card = c
@@ -286,10 +314,14 @@ async fn sign_in_search_create_and_move_a_deal() {
         .click()
         .await
         .expect("move");
-    let won = text_of(&c, "section[aria-labelledby=stage-won]").await;
-    assert!(won.contains("Analytical engine"), "{won}");
-    let lead = text_of(&c, "section[aria-labelledby=stage-lead]").await;
-    assert!(!lead.contains("Analytical engine"), "{lead}");
+    text_once(&c, "section[aria-labelledby=stage-won]", |t| {
+        t.contains("Analytical engine")
+    })
+    .await;
+    text_once(&c, "section[aria-labelledby=stage-lead]", |t| {
+        !t.contains("Analytical engine")
+    })
+    .await;
     save(
         shots.as_deref(),
         "deals",
@@ -299,11 +331,7 @@ async fn sign_in_search_create_and_move_a_deal() {
     c.goto(&format!("{base}/ui/tickets"))
         .await
         .expect("tickets");
-    assert!(
-        text_of(&c, "table.list")
-            .await
-            .contains("Punched cards jam")
-    );
+    text_once(&c, "table.list", |t| t.contains("Punched cards jam")).await;
     save(
         shots.as_deref(),
         "tickets",
