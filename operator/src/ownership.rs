@@ -175,7 +175,7 @@ mod tests {
             fields_v1: Some(FieldsV1(json!({"f:metadata": {}}))),
             ..ManagedFieldsEntry::default()
         });
-        let live = crate::compact::Compact::new(live);
+        let live = crate::compact::Compact::new(live).expect("a compact Deployment");
         assert_eq!(live.managed_fields().len(), 1);
         assert!(owns_replicas(&live, FIELD_MANAGER));
     }
