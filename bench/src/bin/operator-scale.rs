@@ -59,6 +59,12 @@ struct Args {
     /// double served over HTTP on loopback, and report its own peak RSS.
     #[arg(long)]
     operator_binary: Option<PathBuf>,
+    /// Pairs of the raw baseline and the operator's first pass up to every
+    /// tenant provisioned, each on fresh doubles, before the full run (the
+    /// last pair): the ratio to the raw client is the median of the pairs'.
+    /// A single pair moves by a fifth from one run to the next here.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
 }
 
 #[tokio::main]
@@ -126,6 +132,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some((binary, addr, dir, _)) => Operator::process(binary, *addr, dir, settings).await,
         None => Operator::in_process(&double, settings.clone()),
     };
+
+    let mut ratios = Vec::new();
+    for round in 1..args.rounds {
+        let (raw, operator) = provisioning_round(&tenants, &args, &settings, timeout).await?;
+        eprintln!("round {round}: raw {raw:.2}s, operator {operator:.2}s");
+        ratios.push(raw / operator);
+    }
 
     // The raw baseline: the same children applied by a plain client to a
     // double of their own, over the same transport as the operator's.
@@ -234,6 +247,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         raw.elapsed.as_secs_f64() / provisioned,
         provisioning_writes as f64 / tenants.len() as f64,
     );
+    ratios.push(raw.elapsed.as_secs_f64() / provisioned);
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    println!(
+        "provisioning-rounds rounds={} ratios_to_raw={} median_ratio_to_raw={:.2}",
+        ratios.len(),
+        shown.join(","),
+        median(&mut ratios)
+    );
     // Where the time went: on 2 cores, a pass whose CPU seconds approach
     // twice its wall time is bound by CPU, not by waiting.
     let ticks = clock_ticks();
@@ -258,6 +279,51 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     print_memory(tenants.len(), rss_start, rss_loaded);
     Ok(())
+}
+
+/// One pair of [`raw_baseline`] and the operator's first pass, on a fresh
+/// double of its own, up to every tenant provisioned: their times in
+/// seconds.
+async fn provisioning_round(
+    tenants: &[CrmTenant],
+    args: &Args,
+    settings: &Settings,
+    timeout: Duration,
+) -> anyhow::Result<(f64, f64)> {
+    let raw = raw_baseline(tenants, args.concurrency, args.operator_binary.is_some()).await?;
+    let double = ApiDouble::new();
+    for t in tenants {
+        double.put_object(t)?;
+    }
+    let started = Instant::now();
+    let (op, served) = match &args.operator_binary {
+        Some(binary) => {
+            let (addr, task) = serve_double(&double).await?;
+            let dir =
+                std::env::temp_dir().join(format!("operator-scale-{}-round", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let op = Operator::process(binary, addr, &dir, settings).await?;
+            (op, Some((dir, task)))
+        }
+        None => (Operator::in_process(&double, settings.clone())?, None),
+    };
+    wait_all(&double, tenants, started + timeout, |_| true).await?;
+    let provisioned = started.elapsed().as_secs_f64();
+    op.stop().await?;
+    if let Some((dir, task)) = served {
+        task.abort();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok((raw.elapsed.as_secs_f64(), provisioned))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// Applies the tenants' children with a plain client to a fresh double.
