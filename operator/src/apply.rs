@@ -24,6 +24,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::build::{self, Desired};
+use crate::client;
 use crate::compact::{Compact, Compactable};
 use crate::kinds::{Orphan, Stores};
 use crate::labels::{Component, FIELD_MANAGER};
@@ -442,38 +443,25 @@ impl Run<'_> {
 
     /// Sends `patch` to the child `name` of kind `K` and returns the
     /// resourceVersion it made, the one part of the answer a reconcile
-    /// reads: decoding the whole object the API server sends back, managed
-    /// fields and all, cost more CPU than building and comparing it
-    /// (`bench/README.md`, "Operator at scale").
+    /// reads (see [`client::write`]).
     async fn patch<K: Child, P: serde::Serialize>(
         &self,
         name: &str,
         params: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<Option<String>> {
-        /// The answer, but for `metadata.resourceVersion`, skipped unread.
-        #[derive(serde::Deserialize)]
-        struct Applied {
-            metadata: AppliedMeta,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct AppliedMeta {
-            resource_version: Option<String>,
-        }
         let send = async {
-            let mut request = kube::core::Request::new(self.api::<K>().resource_url())
+            let request = kube::core::Request::new(self.api::<K>().resource_url())
                 .patch(name, params, patch)
                 .map_err(kube::Error::BuildRequest)?;
-            request.extensions_mut().insert("patch");
-            self.client.request::<Applied>(request).await
+            client::write(self.client, request, "patch").await
         };
-        let applied = send.await.map_err(|source| Error::Apply {
+        let written = send.await.map_err(|source| Error::Apply {
             kind: <K as k8s_openapi::Resource>::KIND,
             name: name.to_owned(),
             source,
         })?;
-        Ok(applied.metadata.resource_version)
+        Ok(written.resource_version)
     }
 }
 

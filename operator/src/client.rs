@@ -1,5 +1,7 @@
 //! The Kubernetes client, instrumented: a tower layer around its HTTP
-//! service counts every request by RBAC verb and response code.
+//! service counts every request by RBAC verb and response code. And
+//! [`write`], which sends a write and reads of its answer only what the
+//! operator uses.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -87,4 +89,34 @@ pub async fn instrumented(metrics: Arc<Metrics>) -> Result<kube::Client, kube::E
         .with_layer(&ApiMetricsLayer::new(metrics))
         .build();
     Ok(client)
+}
+
+/// What the operator reads of the answer to a write: the object's name and
+/// resourceVersion.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Written {
+    /// The object's name (the server's choice for an Event).
+    pub name: Option<String>,
+    /// The version the write made.
+    pub resource_version: Option<String>,
+}
+
+/// Sends the write `request` (`verb` names it in the client's traces) and
+/// reads only [`Written`] from its answer; the rest of the object, managed
+/// fields and all, is skipped unread: decoding it into its type cost more
+/// CPU than building and comparing it (`bench/README.md`, "Operator at
+/// scale").
+pub async fn write(
+    client: &kube::Client,
+    mut request: Request<Vec<u8>>,
+    verb: &'static str,
+) -> kube::Result<Written> {
+    /// The answer, but for the metadata's name and version, skipped unread.
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        metadata: Written,
+    }
+    request.extensions_mut().insert(verb);
+    Ok(client.request::<Answer>(request).await?.metadata)
 }

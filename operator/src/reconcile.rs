@@ -22,7 +22,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::Instrument;
 
 use crate::apply::{self, Report};
@@ -409,22 +408,35 @@ async fn patch_status(
     context: &Context,
     status: &CrmTenantStatus,
 ) -> Result<()> {
+    /// The status as a tenant of its own, for server-side apply.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct StatusOnly<'a> {
+        api_version: &'static str,
+        kind: &'static str,
+        status: &'a CrmTenantStatus,
+    }
     let name = tenant.name_any();
-    let api = context.tenants(tenant);
     // Apply (not merge): a field we stop sending, such as a cleared
     // minCpuForSlo, is removed rather than left behind.
-    let patch = json!({
-        "apiVersion": crm_crds::API_VERSION,
-        "kind": crm_crds::KIND,
-        "status": status,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::PatchStatus { name, source })?;
+    let patch = StatusOnly {
+        api_version: crm_crds::API_VERSION,
+        kind: crm_crds::KIND,
+        status,
+    };
+    let send = async {
+        let request = kube::core::Request::new(context.tenants(tenant).resource_url())
+            .patch_subresource(
+                "status",
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .map_err(kube::Error::BuildRequest)?;
+        crate::client::write(&context.client, request, "patch_status").await
+    };
+    send.await
+        .map_err(|source| Error::PatchStatus { name, source })?;
     context.written.record(tenant, status);
     Ok(())
 }

@@ -19,8 +19,11 @@ use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::Request;
 use kube::runtime::events::{Event, EventType, Reporter};
 use serde_json::json;
+
+use crate::client;
 
 /// How long a published Event takes repeats into its series.
 const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
@@ -104,9 +107,10 @@ impl Recorder {
                     last_observed_time: MicroTime(now),
                 };
                 let patch = json!({ "series": series });
-                Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
+                let request = Request::new(self.url(&namespace))
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
+                    .map_err(kube::Error::BuildRequest)?;
+                client::write(&self.client, request, "patch").await?;
                 Published {
                     namespace,
                     name,
@@ -117,12 +121,14 @@ impl Recorder {
             None => {
                 let object = self.object(event, regarding, now);
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
-                let created = Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
-                    .create(&PostParams::default(), &object)
-                    .await?;
+                let body = serde_json::to_vec(&object).map_err(kube::Error::SerdeError)?;
+                let request = Request::new(self.url(&namespace))
+                    .create(&PostParams::default(), body)
+                    .map_err(kube::Error::BuildRequest)?;
+                let created = client::write(&self.client, request, "create").await?;
                 Published {
                     namespace: namespace.into(),
-                    name: created.metadata.name.unwrap_or_default().into(),
+                    name: created.name.unwrap_or_default().into(),
                     count: 1,
                     last: now,
                 }
@@ -130,6 +136,13 @@ impl Recorder {
         };
         self.lock(now).entries.insert(key, published);
         Ok(())
+    }
+
+    /// Where the Events of `namespace` are.
+    fn url(&self, namespace: &str) -> String {
+        Api::<K8sEvent>::namespaced(self.client.clone(), namespace)
+            .resource_url()
+            .to_owned()
     }
 
     fn digest(&self, event: &Event, regarding: &ObjectReference) -> u64 {
