@@ -13,11 +13,11 @@
 //! The object is never parsed into its kind's structs on the way in: a
 //! typed Deployment or StatefulSet holds its pod template in structs whose
 //! absent fields still take their full size, so a typed object costs
-//! several times its JSON, in memory and in the time to build it (`cache-size` in `bench/`
-//! prints both). Reconciles compare the desired object with the body and read what they
-//! need of a live object through [`Compact::to_object`], both parsed on
-//! demand, one tenant at a time; labels and annotations are in the body,
-//! never in [`Resource::meta`].
+//! several times its JSON, in memory (`cache-size` in `bench/` prints
+//! both) and in the time to build it. Reconciles compare the desired
+//! object with the body and read what they need of a live object through
+//! [`Compact::to_object`], both parsed on demand, one tenant at a time;
+//! labels and annotations are in the body, never in [`Resource::meta`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -71,10 +71,16 @@ macro_rules! compactable {
     )*};
 }
 
-// Kinds without a status, and HTTPRoutes, whose status is small.
+// Kinds that have no status, and HTTPRoutes, whose status is kept whole.
 compactable!(All: ServiceAccount, Secret, ConfigMap, NetworkPolicy, HttpRoute);
 // Kinds whose status no reconcile reads.
-compactable!(Nothing: Service, HorizontalPodAutoscaler, PodDisruptionBudget, Ingress, PersistentVolumeClaim);
+compactable!(
+    Nothing: Service,
+    HorizontalPodAutoscaler,
+    PodDisruptionBudget,
+    Ingress,
+    PersistentVolumeClaim
+);
 // Kinds whose status tells how a backup, move or restore went.
 compactable!(All: Job, CronJob);
 compactable!(AllButConditions: StatefulSet);
