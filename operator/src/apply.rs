@@ -450,17 +450,14 @@ impl Run<'_> {
         params: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<Option<String>> {
-        let send = async {
-            let request = kube::core::Request::new(self.api::<K>().resource_url())
-                .patch(name, params, patch)
-                .map_err(kube::Error::BuildRequest)?;
-            client::write(self.client, request, "patch").await
-        };
-        let written = send.await.map_err(|source| Error::Apply {
-            kind: <K as k8s_openapi::Resource>::KIND,
-            name: name.to_owned(),
-            source,
-        })?;
+        let namespace = &self.tenant.namespace;
+        let written = client::patch::<K, P>(self.client, namespace, None, name, params, patch)
+            .await
+            .map_err(|source| Error::Apply {
+                kind: <K as k8s_openapi::Resource>::KIND,
+                name: name.to_owned(),
+                source,
+            })?;
         Ok(written.resource_version)
     }
 }

@@ -120,3 +120,28 @@ pub async fn write(
     request.extensions_mut().insert(verb);
     Ok(client.request::<Answer>(request).await?.metadata)
 }
+
+/// Sends `patch` to the object `name` of kind `K` in `namespace`, or to its
+/// `subresource`, through [`write`].
+pub async fn patch<K, P>(
+    client: &kube::Client,
+    namespace: &str,
+    subresource: Option<&str>,
+    name: &str,
+    params: &kube::api::PatchParams,
+    patch: &kube::api::Patch<P>,
+) -> kube::Result<Written>
+where
+    K: kube::Resource<DynamicType = ()>,
+    P: serde::Serialize,
+{
+    let at = kube::core::Request::new(K::url_path(&(), Some(namespace)));
+    let (request, verb) = match subresource {
+        Some(subresource) => (
+            at.patch_subresource(subresource, name, params, patch),
+            "patch_subresource",
+        ),
+        None => (at.patch(name, params, patch), "patch"),
+    };
+    write(client, request.map_err(kube::Error::BuildRequest)?, verb).await
+}

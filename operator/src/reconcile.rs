@@ -424,19 +424,16 @@ async fn patch_status(
         kind: crm_crds::KIND,
         status,
     };
-    let send = async {
-        let request = kube::core::Request::new(context.tenants(tenant).resource_url())
-            .patch_subresource(
-                "status",
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .map_err(kube::Error::BuildRequest)?;
-        crate::client::write(&context.client, request, "patch_status").await
-    };
-    send.await
-        .map_err(|source| Error::PatchStatus { name, source })?;
+    crate::client::patch::<CrmTenant, _>(
+        &context.client,
+        &tenant.namespace().unwrap_or_default(),
+        Some("status"),
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::PatchStatus { name, source })?;
     context.written.record(tenant, status);
     Ok(())
 }

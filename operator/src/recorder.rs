@@ -18,7 +18,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Resource;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::core::Request;
 use kube::runtime::events::{Event, EventType, Reporter};
 use serde_json::json;
@@ -107,10 +108,15 @@ impl Recorder {
                     last_observed_time: MicroTime(now),
                 };
                 let patch = json!({ "series": series });
-                let request = Request::new(self.url(&namespace))
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .map_err(kube::Error::BuildRequest)?;
-                client::write(&self.client, request, "patch").await?;
+                client::patch::<K8sEvent, _>(
+                    &self.client,
+                    &namespace,
+                    None,
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
                 Published {
                     namespace,
                     name,
@@ -122,7 +128,7 @@ impl Recorder {
                 let object = self.object(event, regarding, now);
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
                 let body = serde_json::to_vec(&object).map_err(kube::Error::SerdeError)?;
-                let request = Request::new(self.url(&namespace))
+                let request = Request::new(K8sEvent::url_path(&(), Some(&namespace)))
                     .create(&PostParams::default(), body)
                     .map_err(kube::Error::BuildRequest)?;
                 let created = client::write(&self.client, request, "create").await?;
@@ -136,13 +142,6 @@ impl Recorder {
         };
         self.lock(now).entries.insert(key, published);
         Ok(())
-    }
-
-    /// Where the Events of `namespace` are.
-    fn url(&self, namespace: &str) -> String {
-        Api::<K8sEvent>::namespaced(self.client.clone(), namespace)
-            .resource_url()
-            .to_owned()
     }
 
     fn digest(&self, event: &Event, regarding: &ObjectReference) -> u64 {
