@@ -319,6 +319,10 @@ pub async fn serve_double(double: &ApiDouble) -> anyhow::Result<(SocketAddr, Joi
     let double = double.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            // As the API server's: Go sets TCP_NODELAY on every connection,
+            // so a watch event leaves at once rather than batched with the
+            // next (which the operator's pass measured 0.04 faster).
+            let _ = stream.set_nodelay(true);
             let double = double.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {

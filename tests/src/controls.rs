@@ -35,6 +35,8 @@ pub struct Request {
     pub path: String,
     /// `Content-Type` header, empty when absent.
     pub content_type: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Request {

@@ -45,6 +45,7 @@ pub(crate) async fn handle(
         verb: verb.clone(),
         path: path.clone(),
         content_type: content_type.clone(),
+        at: std::time::Instant::now(),
     });
     match double.take_fault(&verb, &path) {
         Some(FaultResponse::Status(code)) => return error(&ApiError::new(code, "injected fault")),
@@ -109,6 +110,14 @@ impl Write<'_> {
 }
 
 fn dispatch(double: &ApiDouble, route: &Route, write: &Write<'_>) -> Reply {
+    // Decoded before the store is locked: the API server decodes requests
+    // in parallel, and a body that does not parse never waits for the lock.
+    let body = match (write.verb, route.name.is_some()) {
+        _ if route.scale => None,
+        ("POST", false) | ("PUT", true) => Some(parse_json(write.body)?),
+        ("PATCH", true) if write.is_apply() => Some(parse_apply(write.body)?),
+        _ => None,
+    };
     let mut state = double.lock();
     let tx = double.tx();
     let key = |name: &str| {
@@ -137,7 +146,7 @@ fn dispatch(double: &ApiDouble, route: &Route, write: &Write<'_>) -> Reply {
             .ok_or_else(|| ApiError::not_found(&key(name))),
         ("GET", None) => Ok((200, list(&state, route))),
         ("POST", None) => {
-            let mut obj = parse_json(write.body)?;
+            let mut obj = body.unwrap_or_default();
             let name = object_name(&mut obj, state.rv)?;
             let owner = Owner::Update(writer);
             state
@@ -145,11 +154,11 @@ fn dispatch(double: &ApiDouble, route: &Route, write: &Write<'_>) -> Reply {
                 .map(|v| (201, v))
         }
         ("PUT", Some(name)) => {
-            let obj = parse_json(write.body)?;
+            let obj = body.unwrap_or_default();
             replace(&mut state, tx, key(name), obj, mode, writer)
         }
         ("PATCH", Some(name)) if write.is_apply() => {
-            let applied = parse_apply(write.body)?;
+            let applied = body.unwrap_or_default();
             apply(
                 &mut state,
                 tx,

@@ -41,9 +41,12 @@ mod watch;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -115,6 +118,8 @@ pub struct ApiDouble {
 struct Inner {
     state: Mutex<store::State>,
     events: feeds::Feeds,
+    /// Nanoseconds the store has been held, in all.
+    held: AtomicU64,
 }
 
 impl Default for ApiDouble {
@@ -130,6 +135,7 @@ impl ApiDouble {
             inner: Arc::new(Inner {
                 state: Mutex::new(store::State::default()),
                 events: feeds::Feeds::default(),
+                held: AtomicU64::new(0),
             }),
         }
     }
@@ -139,15 +145,56 @@ impl ApiDouble {
         kube::Client::new(self.clone(), "default")
     }
 
-    fn lock(&self) -> MutexGuard<'_, store::State> {
-        self.inner
+    fn lock(&self) -> Held<'_> {
+        let guard = self
+            .inner
             .state
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner);
+        Held {
+            guard,
+            since: Instant::now(),
+            held: &self.inner.held,
+        }
+    }
+
+    /// How long the store has been held, in all: every request's work on
+    /// it (and every test's look) runs under one lock, so this is the part
+    /// of a run that no second core can share.
+    pub fn store_held(&self) -> Duration {
+        Duration::from_nanos(self.inner.held.load(Ordering::Relaxed))
     }
 
     fn tx(&self) -> &feeds::Feeds {
         &self.inner.events
+    }
+}
+
+/// The store, locked, counting how long it is held.
+struct Held<'a> {
+    guard: MutexGuard<'a, store::State>,
+    since: Instant,
+    held: &'a AtomicU64,
+}
+
+impl Deref for Held<'_> {
+    type Target = store::State;
+
+    fn deref(&self) -> &store::State {
+        &self.guard
+    }
+}
+
+impl DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut store::State {
+        &mut self.guard
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let nanos = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.held.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 

@@ -414,3 +414,44 @@ async fn discovery_lists_what_is_served_until_a_group_stops_being_served() {
         .await
         .expect("networking is still served");
 }
+
+#[tokio::test]
+async fn a_body_that_does_not_parse_is_refused_and_stores_nothing() {
+    let double = ApiDouble::new();
+    let client = double.client();
+    let request = http::Request::patch(
+        "/api/v1/namespaces/default/configmaps/broken?fieldManager=t&force=true",
+    )
+    .header("content-type", "application/apply-patch+yaml")
+    .body(b"{\"metadata\": ".to_vec())
+    .expect("request");
+    let error = bounded(client.request_text(request))
+        .await
+        .expect_err("a truncated body must be refused");
+    assert!(
+        matches!(&error, kube::Error::Api(status) if status.code == 400),
+        "{error}"
+    );
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let found = bounded(api.get_opt("broken")).await.expect("get");
+    assert!(found.is_none(), "nothing may be stored: {found:?}");
+}
+
+#[tokio::test]
+async fn requests_are_logged_in_order_of_arrival_and_the_store_counts_its_busy_time() {
+    let double = ApiDouble::new();
+    let api: Api<ConfigMap> = Api::namespaced(double.client(), "default");
+    let before = double.store_held();
+    for name in ["a", "b", "c"] {
+        bounded(api.patch(name, &apply(), &Patch::Apply(cm(name, &[]))))
+            .await
+            .expect("apply");
+    }
+    let log = double.request_log();
+    assert_eq!(log.len(), 3);
+    assert!(
+        log.windows(2).all(|pair| pair[0].at <= pair[1].at),
+        "{log:?}"
+    );
+    assert!(double.store_held() > before, "three writes held the store");
+}

@@ -144,21 +144,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // double of their own, over the same transport as the operator's.
     let own_cpu = || cpu_ticks(std::process::id()).unwrap_or(0);
     let raw_cpu = own_cpu();
-    let raw = raw_baseline(&tenants, args.concurrency, served.is_some()).await?;
+    let (raw, raw_held) = raw_baseline(&tenants, args.concurrency, served.is_some()).await?;
     let raw_cpu = own_cpu() - raw_cpu;
 
     // First pass: every tenant new.
     let started = Instant::now();
+    let held = double.store_held();
     let op = start_operator(&settings).await?;
     let start = Instant::now();
     let first_ready = op.wait_ready(start + timeout).await?;
     let mut provisioned = 0.0;
+    let mut provisioned_at = started;
+    let mut provisioning_held = Duration::ZERO;
     let mut provisioning_writes = 0;
     let (double_cpu, operator_cpu) = (own_cpu(), op.cpu_ticks());
     let mut provisioning_cpu = (0, None);
     let converging = async {
         wait_all(&double, &tenants, start + timeout, |_| true).await?;
-        provisioned = started.elapsed().as_secs_f64();
+        provisioned_at = Instant::now();
+        provisioned = (provisioned_at - started).as_secs_f64();
+        provisioning_held = double.store_held() - held;
         provisioning_cpu = (
             own_cpu() - double_cpu,
             op.cpu_ticks()
@@ -180,6 +185,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         return Err(error);
     }
     let converged = start.elapsed().as_secs_f64();
+    let timeline = Timeline::of(&double.request_log(), started, provisioned_at);
     quiet(&double, start + timeout).await;
     let first = Pass::of(&double, &op, converged).await;
     eprintln!(
@@ -247,6 +253,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         raw.elapsed.as_secs_f64() / provisioned,
         provisioning_writes as f64 / tenants.len() as f64,
     );
+    timeline.print();
     ratios.push(raw.elapsed.as_secs_f64() / provisioned);
     let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
     println!(
@@ -265,6 +272,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         seconds(raw_cpu),
         seconds(provisioning_cpu.0),
         provisioning_cpu.1.map_or_else(|| "-".into(), seconds),
+    );
+    // The double's store is one lock: the share of a run's time that some
+    // request held it is how close that run came to being bound by it.
+    println!(
+        "store-held raw_seconds={:.2} raw_share={:.2} first_pass_seconds={:.2} \
+         first_pass_share={:.2}",
+        raw_held.as_secs_f64(),
+        raw_held.as_secs_f64() / raw.elapsed.as_secs_f64(),
+        provisioning_held.as_secs_f64(),
+        provisioning_held.as_secs_f64() / provisioned,
     );
     println!(
         "startup ready_seconds_first_pass={:.2} ready_seconds_restart={:.2}",
@@ -290,7 +307,7 @@ async fn provisioning_round(
     settings: &Settings,
     timeout: Duration,
 ) -> anyhow::Result<(f64, f64)> {
-    let raw = raw_baseline(tenants, args.concurrency, args.operator_binary.is_some()).await?;
+    let (raw, _) = raw_baseline(tenants, args.concurrency, args.operator_binary.is_some()).await?;
     let double = ApiDouble::new();
     for t in tenants {
         double.put_object(t)?;
@@ -331,7 +348,7 @@ async fn raw_baseline(
     tenants: &[CrmTenant],
     concurrency: u16,
     over_http: bool,
-) -> anyhow::Result<Baseline> {
+) -> anyhow::Result<(Baseline, Duration)> {
     let double = ApiDouble::new();
     for t in tenants {
         double.put_object(t)?;
@@ -344,11 +361,12 @@ async fn raw_baseline(
     } else {
         (double.client(), None)
     };
+    let held = double.store_held();
     let result = baseline::apply(&client, objects, usize::from(concurrency)).await;
     if let Some(task) = server {
         task.abort();
     }
-    result
+    Ok((result?, double.store_held() - held))
 }
 
 fn print_memory(tenants: usize, rss_start: Option<u64>, rss_loaded: Option<u64>) {
@@ -392,7 +410,7 @@ async fn wait_all(
                 tenants.len()
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -439,6 +457,49 @@ async fn quiet(double: &ApiDouble, deadline: Instant) {
             return;
         }
         seen = now;
+    }
+}
+
+/// When the first pass's requests came, from the operator's start, up to
+/// every tenant provisioned: what went to starting, to the work itself,
+/// and to noticing that it was done.
+#[derive(Debug)]
+struct Timeline {
+    first_request: f64,
+    first_write: f64,
+    last_write: f64,
+    provisioned: f64,
+}
+
+impl Timeline {
+    fn of(log: &[crm_tests::Request], started: Instant, provisioned: Instant) -> Self {
+        let since = |at: std::time::Instant| at.saturating_duration_since(started.into_std());
+        let seconds =
+            |at: Option<&crm_tests::Request>| at.map_or(f64::NAN, |r| since(r.at).as_secs_f64());
+        let until: Vec<_> = log
+            .iter()
+            .filter(|r| r.at <= provisioned.into_std())
+            .collect();
+        let writes = || {
+            until
+                .iter()
+                .copied()
+                .filter(|r| r.is_write() && !r.is_event())
+        };
+        Self {
+            first_request: seconds(until.first().copied()),
+            first_write: seconds(writes().next()),
+            last_write: seconds(writes().next_back()),
+            provisioned: since(provisioned.into_std()).as_secs_f64(),
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "first-pass-timeline first_request_seconds={:.3} first_write_seconds={:.3} \
+             last_write_seconds={:.3} provisioned_seconds={:.3}",
+            self.first_request, self.first_write, self.last_write, self.provisioned
+        );
     }
 }
 
