@@ -9,10 +9,13 @@ use anyhow::Context;
 use crm_crds::CrmTenant;
 use crm_operator::build::{self, Credentials};
 use crm_operator::validate;
+use crm_tests::ApiDouble;
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
+
+use crate::operator::serve_double;
 
 /// What the raw client did.
 #[derive(Clone, Copy, Debug)]
@@ -83,4 +86,32 @@ pub async fn apply(
         objects: count,
         elapsed: started.elapsed(),
     })
+}
+
+/// Applies the tenants' children with a plain client to a fresh double of
+/// their own (served over loopback HTTP when `over_http`); also how long
+/// that double's store was held meanwhile.
+pub async fn run(
+    tenants: &[CrmTenant],
+    concurrency: u16,
+    over_http: bool,
+) -> anyhow::Result<(Baseline, Duration)> {
+    let double = ApiDouble::new();
+    for t in tenants {
+        double.put_object(t)?;
+    }
+    let objects = children(tenants)?;
+    let (client, server) = if over_http {
+        let (addr, task) = serve_double(&double).await?;
+        let config = kube::Config::new(format!("http://{addr}").parse()?);
+        (kube::Client::try_from(config)?, Some(task))
+    } else {
+        (double.client(), None)
+    };
+    let held = double.store_held();
+    let result = apply(&client, objects, usize::from(concurrency)).await;
+    if let Some(task) = server {
+        task.abort();
+    }
+    Ok((result?, double.store_held() - held))
 }

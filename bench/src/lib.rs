@@ -11,10 +11,12 @@
 #![forbid(unsafe_code)]
 
 pub mod baseline;
+pub mod cluster;
 pub mod fleet;
 pub mod mix;
 pub mod moments;
 pub mod operator;
+pub mod pass;
 pub mod proc;
 
 use hdrhistogram::Histogram;

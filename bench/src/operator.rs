@@ -312,6 +312,75 @@ pub fn counter(text: &str, name: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// Where the operator under test runs against a double: as a task of this
+/// process on the double's client, or, given a binary, as a process of its
+/// own against the double served over loopback HTTP, configured through a
+/// kubeconfig in a directory of its own. Dropping it stops serving and
+/// removes the directory.
+#[derive(Debug)]
+pub struct Target {
+    double: ApiDouble,
+    served: Option<Served>,
+}
+
+#[derive(Debug)]
+struct Served {
+    binary: PathBuf,
+    addr: SocketAddr,
+    dir: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl Target {
+    /// In this process without `binary`; otherwise `binary` against
+    /// `double` served over HTTP, its kubeconfig under a directory named
+    /// after this process and `name`.
+    pub async fn new(
+        double: &ApiDouble,
+        binary: Option<&Path>,
+        name: &str,
+    ) -> anyhow::Result<Self> {
+        let served = match binary {
+            Some(binary) => {
+                let (addr, task) = serve_double(double).await?;
+                let dir = std::env::temp_dir()
+                    .join(format!("operator-scale-{}-{name}", std::process::id()));
+                std::fs::create_dir_all(&dir)?;
+                Some(Served {
+                    binary: binary.to_owned(),
+                    addr,
+                    dir,
+                    task,
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            double: double.clone(),
+            served,
+        })
+    }
+
+    /// Starts an operator with `settings`.
+    pub async fn start(&self, settings: &Settings) -> anyhow::Result<Operator> {
+        match &self.served {
+            Some(served) => {
+                Operator::process(&served.binary, served.addr, &served.dir, settings).await
+            }
+            None => Operator::in_process(&self.double, settings.clone()),
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(served) = &self.served {
+            served.task.abort();
+            let _ = std::fs::remove_dir_all(&served.dir);
+        }
+    }
+}
+
 /// Serves the double over HTTP/1 on a loopback port, as an API server would.
 pub async fn serve_double(double: &ApiDouble) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
