@@ -113,6 +113,48 @@ async fn a_field_an_applier_stops_sending_is_removed_unless_another_manager_owns
 }
 
 #[tokio::test]
+async fn a_status_field_an_applier_stops_sending_is_removed_and_a_main_apply_leaves_status_alone() {
+    bounded(async {
+        let api: Api<Deployment> = Api::default_namespaced(ApiDouble::new().client());
+        apply(&api, "op", false, &deployment(Some(2)))
+            .await
+            .expect("create");
+        let status = |fields: Value| {
+            json!({ "apiVersion": "apps/v1", "kind": "Deployment", "status": fields })
+        };
+        let params = PatchParams::apply("op").force();
+        let first = status(json!({ "observedGeneration": 1, "replicas": 2 }));
+        bounded(api.patch_status("d", &params, &Patch::Apply(&first)))
+            .await
+            .expect("status apply");
+        let other = status(json!({ "readyReplicas": 2 }));
+        bounded(api.patch_status("d", &PatchParams::apply("other"), &Patch::Apply(&other)))
+            .await
+            .expect("another manager's status apply");
+
+        // The operator's main apply never sends status: status stays.
+        let after_main = apply(&api, "op", false, &deployment(Some(2)))
+            .await
+            .expect("main apply");
+        let kept = after_main.status.clone().unwrap_or_default();
+        assert_eq!(kept.replicas, Some(2), "a main apply removed a status field");
+
+        // The next status apply leaves `replicas` out: it goes, while the
+        // field another manager owns stays.
+        let second = status(json!({ "observedGeneration": 1 }));
+        let after = bounded(api.patch_status("d", &params, &Patch::Apply(&second)))
+            .await
+            .expect("status apply");
+        let now = after.status.clone().unwrap_or_default();
+        assert_eq!(now.replicas, None, "dropped by its only owner");
+        assert_eq!(now.ready_replicas, Some(2), "still owned by other");
+        assert_eq!(now.observed_generation, Some(1));
+        assert_eq!(owners(&after, &["f:status", "f:readyReplicas"]), ["other"]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn another_managers_field_conflicts_unless_the_apply_is_forced() {
     bounded(async {
         let api: Api<ConfigMap> = Api::default_namespaced(ApiDouble::new().client());
