@@ -30,11 +30,22 @@ struct Manager {
     kind: DbKind,
 }
 
-/// A pooled connection and whether a read on it is under way.
+/// A pooled connection and what became of its last read.
 #[derive(Debug)]
 struct Reader {
     conn: AnyConnection,
-    reading: bool,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Free to lend again as it is.
+    Idle,
+    /// A read is under way; a connection that comes back so had its read
+    /// cancelled half way.
+    Reading,
+    /// Its last read failed, and so did a ping after it.
+    Broken,
 }
 
 impl managed::Manager for Manager {
@@ -46,13 +57,15 @@ impl managed::Manager for Manager {
         prepare(&mut conn, self.kind).await?;
         Ok(Reader {
             conn,
-            reading: false,
+            state: State::Idle,
         })
     }
 
     async fn recycle(&self, r: &mut Reader, m: &Metrics) -> RecycleResult<sqlx::Error> {
-        if r.reading {
-            return Err(RecycleError::message("its last read was cancelled"));
+        match r.state {
+            State::Idle => {}
+            State::Reading => return Err(RecycleError::message("its last read was cancelled")),
+            State::Broken => return Err(RecycleError::message("its connection failed")),
         }
         // As for the main pool: only a connection that sat idle is checked.
         if m.last_used() >= super::CHECK_AFTER_IDLE {
@@ -103,13 +116,17 @@ impl Readers {
         })?;
         // Dropped before the read ends (its request cancelled), the
         // connection goes back marked, and the pool closes it.
-        r.reading = true;
+        r.state = State::Reading;
         let out = read(&mut r.conn).await;
         // A read that failed may have failed with its connection (a reset,
         // a server restart): only one that still answers a ping goes back.
         // Not-found answers pay that round trip too, as every read did
         // under sqlx's pool.
-        r.reading = out.is_err() && r.conn.ping().await.is_err();
+        r.state = if out.is_err() && r.conn.ping().await.is_err() {
+            State::Broken
+        } else {
+            State::Idle
+        };
         out
     }
 }
