@@ -89,7 +89,7 @@ pub(crate) async fn handle(
     };
     let reply = dispatch(double, &route, &request);
     match reply {
-        Ok((code, value)) if meta_only => respond(code, &partial(&route, value)),
+        Ok((code, value)) if meta_only => respond(code, &partial(&value)),
         Ok((code, value)) => respond(code, &value),
         Err(e) => error(&e),
     }
@@ -414,7 +414,7 @@ fn list(state: &State, route: &Route) -> Value {
 }
 
 /// The metadata-only form of an object or list.
-pub(crate) fn partial(_route: &Route, value: Value) -> Value {
+pub(crate) fn partial(value: &Value) -> Value {
     let item = |v: &Value| {
         json!({
             "apiVersion": "meta.k8s.io/v1",
@@ -429,8 +429,8 @@ pub(crate) fn partial(_route: &Route, value: Value) -> Value {
             "metadata": value.get("metadata").cloned().unwrap_or_default(),
             "items": items.iter().map(item).collect::<Vec<_>>(),
         }),
-        None if value.get("kind").and_then(Value::as_str) == Some("Status") => value,
-        None => item(&value),
+        None if value.get("kind").and_then(Value::as_str) == Some("Status") => value.clone(),
+        None => item(value),
     }
 }
 

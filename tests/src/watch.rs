@@ -37,7 +37,7 @@ impl Filter {
             return None;
         }
         if self.meta_only {
-            Some(encode(etype, &partial(&self.route, object.clone())))
+            Some(encode(etype, &partial(object)))
         } else {
             Some(encode(etype, object))
         }
