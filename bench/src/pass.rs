@@ -21,6 +21,7 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Reads `log` from `started` (the operator's start) up to `provisioned`.
     pub fn of(log: &[Request], started: Instant, provisioned: Instant) -> Self {
         let since = |at: StdInstant| at.saturating_duration_since(started.into_std());
         let seconds = |at: Option<&Request>| at.map_or(f64::NAN, |r| since(r.at).as_secs_f64());
@@ -42,6 +43,7 @@ impl Timeline {
         }
     }
 
+    /// Prints the `first-pass-timeline` line.
     pub fn print(&self) {
         println!(
             "first-pass-timeline first_request_seconds={:.3} first_write_seconds={:.3} \
@@ -68,6 +70,8 @@ pub struct Pass {
 }
 
 impl Pass {
+    /// Reads the double's request log and the operator's metrics; the pass
+    /// took `seconds`.
     pub async fn of(double: &ApiDouble, operator: &Operator, seconds: f64) -> Self {
         let log = double.request_log();
         let text = operator.metrics_text().await.unwrap_or_default();
@@ -88,6 +92,7 @@ impl Pass {
         }
     }
 
+    /// Prints the pass's lines, each starting with `name`.
     pub fn print(&self, name: &str, tenants: usize, concurrency: u16) {
         let per = |x: usize| x as f64 / tenants as f64;
         println!(
