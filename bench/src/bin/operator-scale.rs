@@ -133,7 +133,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let op = target.start(&settings).await?;
     let start = Instant::now();
     let first_ready = op.wait_ready(start + timeout).await?;
-    let mut provisioned = 0.0;
     let mut provisioned_at = started;
     let mut provisioning_held = Duration::ZERO;
     let mut provisioning_writes = 0;
@@ -142,7 +141,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let converging = async {
         wait_all(&double, &tenants, start + timeout, |_| true).await?;
         provisioned_at = Instant::now();
-        provisioned = (provisioned_at - started).as_secs_f64();
         provisioning_held = double.store_held() - held;
         provisioning_cpu = (
             own_cpu() - double_cpu,
@@ -165,6 +163,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         return Err(error);
     }
     let converged = start.elapsed().as_secs_f64();
+    let provisioned = (provisioned_at - started).as_secs_f64();
     let timeline = Timeline::of(&double.request_log(), started, provisioned_at);
     quiet(&double, start + timeout).await;
     let first = Pass::of(&double, &op, converged).await;
